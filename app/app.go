@@ -1,0 +1,227 @@
+// Package app is camd's host: it opens the platform (data directory, secret,
+// clock, stores), builds Echo with the one JSON error handler and the shared
+// middleware, hands every registered module its dependencies, and runs the
+// HTTP server until it is told to stop.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"camd/config"
+	"camd/platform/ackstore"
+	"camd/platform/clock"
+	"camd/platform/datadir"
+	"camd/platform/password"
+	"camd/platform/secret"
+	"camd/token"
+)
+
+// Deps is what the host hands each module. Modules get nothing else: no
+// package-level state, no other module's internals.
+type Deps struct {
+	Config  config.Config
+	Log     *slog.Logger // already scoped with the module's ID
+	Echo    *echo.Echo
+	Clock   clock.Clock
+	Tokens  *token.Authority
+	Owner   *password.Store
+	Acks    *ackstore.Store
+	Version string
+	Started time.Time
+}
+
+// Options are the host's inputs besides Config.
+type Options struct {
+	// Registry supplies the modules; nil means DefaultRegistry.
+	Registry *Registry
+	// Log receives every log line; nil discards them.
+	Log *slog.Logger
+	// Clock tells the time; nil means the system clock.
+	Clock clock.Clock
+	// Stderr is where the initial owner password is printed, once.
+	Stderr io.Writer
+	// Version is reported by /healthz and the logs.
+	Version string
+	// PasswordParams overrides the argon2id cost; nil means the defaults.
+	// Tests lower it to keep the suite fast.
+	PasswordParams *password.Params
+}
+
+// Server timeouts: long enough for a slow phone link and a queued login, short
+// enough that a slow or stalled client cannot hold a cam's few sockets.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 8 << 10
+	// shutdownTimeout bounds how long in-flight requests get after SIGTERM.
+	shutdownTimeout = 10 * time.Second
+)
+
+// App is a provisioned camd, ready to serve.
+type App struct {
+	cfg    config.Config
+	log    *slog.Logger
+	echo   *echo.Echo
+	server *http.Server
+}
+
+// New opens the platform and provisions every module. It fails, naming the
+// path and the OS error, when the data directory or the secret is unusable:
+// camd never runs with a secret that lives only in memory.
+func New(cfg config.Config, opt Options) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	log := opt.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	clk := opt.Clock
+	if clk == nil {
+		clk = clock.System{}
+	}
+	reg := opt.Registry
+	if reg == nil {
+		reg = DefaultRegistry
+	}
+	stderr := opt.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	params := password.DefaultParams()
+	if opt.PasswordParams != nil {
+		params = *opt.PasswordParams
+	}
+
+	dir, err := datadir.Open(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	var key []byte
+	if cfg.SecretFile != "" {
+		key, err = secret.LoadExternal(cfg.SecretFile, log)
+	} else {
+		key, err = secret.LoadOrCreate(dir, log, clk.Now)
+	}
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := token.NewAuthority(key, cfg.TokenTTL, clk)
+	if err != nil {
+		return nil, err
+	}
+	// Two hashes at most at once: each holds params.Memory, and a cam has
+	// one or two cores.
+	owner := password.NewStore(dir, params, min(2, runtime.GOMAXPROCS(0)))
+	initial, created, err := owner.EnsureInitial()
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		// Printed, never logged: logs are kept and shipped, stderr at first
+		// start is read by the person installing the cam.
+		fmt.Fprintf(stderr, "initial owner password: %s\n", initial)
+		log.Info("created the initial owner password and printed it once on stderr; change it with camd passwd", "path", owner.Path())
+	}
+	acks, err := ackstore.Open(dir, log, clk.Now)
+	if err != nil {
+		return nil, err
+	}
+
+	e := newEcho(log)
+	started := clk.Now()
+	for _, info := range reg.Modules() {
+		m := info.New()
+		d := Deps{
+			Config:  cfg,
+			Log:     log.With("module", info.ID),
+			Echo:    e,
+			Clock:   clk,
+			Tokens:  tokens,
+			Owner:   owner,
+			Acks:    acks,
+			Version: opt.Version,
+			Started: started,
+		}
+		if err := m.Provision(d); err != nil {
+			return nil, fmt.Errorf("provision module %q: %w", info.ID, err)
+		}
+	}
+
+	a := &App{cfg: cfg, log: log, echo: e}
+	a.server = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return a, nil
+}
+
+// Handler returns the HTTP handler, for in-process tests and benchmarks.
+func (a *App) Handler() http.Handler { return a.echo }
+
+// Routes returns "METHOD PATH" for every route, sorted, so a test can notice
+// a module that silently stopped registering.
+func (a *App) Routes() []string {
+	var out []string
+	for _, r := range a.echo.Routes() {
+		// Echo's internal catch-alls for 404/405 are not routes anyone mounted.
+		if r.Method == echo.RouteNotFound {
+			continue
+		}
+		out = append(out, r.Method+" "+r.Path)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// ListenAndServe listens on the configured address and serves until ctx ends.
+func (a *App) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends, then shuts down gracefully: it stops
+// accepting, lets in-flight requests finish (up to shutdownTimeout) and
+// returns nil.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	a.log.Info("listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- a.server.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down", "grace", shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := a.server.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	a.log.Info("stopped")
+	return nil
+}

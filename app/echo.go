@@ -1,0 +1,108 @@
+package app
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// newEcho builds Echo with the middleware every route shares: a request id,
+// the access log, panic recovery and a few response headers.
+func newEcho(log *slog.Logger) *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Logger.SetOutput(io.Discard) // everything camd logs goes through slog
+	// The peer address, never X-Forwarded-For: a client must not be able to
+	// choose the address logged (or, later, rate-limited) for it.
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = errorHandler(log)
+
+	e.Use(middleware.RequestID())
+	e.Use(accessLog(log))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			log.Error("panic recovered", "id", requestID(c), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
+		ContentTypeNosniff: "nosniff",
+		XFrameOptions:      "DENY",
+		ReferrerPolicy:     "no-referrer",
+	}))
+	return e
+}
+
+// accessLog logs one line per request with its id. It logs the path without
+// the query string and no headers at all, so a token or password a client
+// puts in the wrong place never reaches the log.
+func accessLog(log *slog.Logger) echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		HandleError:  true, // run the error handler first, so the status is the one sent
+		LogRequestID: true,
+		LogMethod:    true,
+		LogURIPath:   true,
+		LogStatus:    true,
+		LogLatency:   true,
+		LogRemoteIP:  true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+				slog.String("id", v.RequestID),
+				slog.String("method", v.Method),
+				slog.String("path", v.URIPath),
+				slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency),
+				slog.String("remote", v.RemoteIP),
+			)
+			return nil
+		},
+	})
+}
+
+func requestID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+// errorBody is camd's one error shape.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// errorHandler answers every error as JSON {"error": "..."}. Messages of
+// *echo.HTTPError are written by camd's own code and safe to show; anything
+// else is an internal error: logged with the request id, answered with a
+// bare 500 and no detail, never a stack trace.
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		status, msg := http.StatusInternalServerError, "internal server error"
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			status = he.Code
+			if s, ok := he.Message.(string); ok && s != "" && s != http.StatusText(status) {
+				msg = s
+			} else {
+				msg = strings.ToLower(http.StatusText(status))
+			}
+		}
+		if status >= http.StatusInternalServerError {
+			log.Error("request failed", "id", requestID(c), "status", status, "err", err)
+		}
+		if c.Request().Method == http.MethodHead {
+			err = c.NoContent(status)
+		} else {
+			err = c.JSON(status, errorBody{Error: msg})
+		}
+		if err != nil {
+			log.Warn("write error response", "id", requestID(c), "err", err)
+		}
+	}
+}

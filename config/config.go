@@ -1,0 +1,176 @@
+// Package config turns camd's command-line flags and CAMD_* environment
+// variables into one validated Config. Flags win over variables.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"camd/token"
+)
+
+// Config is everything camd is told from outside.
+type Config struct {
+	Listen     string        // address to listen on, host:port
+	DataDir    string        // where secret.bin, the password hash and the last ack live
+	SecretFile string        // secret provided from outside; empty means DataDir/secret.bin
+	TokenTTL   time.Duration // lifetime of login tokens
+	LogFormat  string        // "text" or "json"
+}
+
+// Token lifetimes outside these bounds are refused: shorter is unusable,
+// longer defeats the point of a short-lived login token.
+const (
+	MinTokenTTL = time.Minute
+	MaxTokenTTL = 24 * time.Hour
+)
+
+// Env looks up an environment variable; os.LookupEnv in production.
+type Env func(key string) (string, bool)
+
+// System describes the machine for choosing the default data directory;
+// tests replace it.
+type System struct {
+	IsMountPoint func(path string) bool
+	IsDir        func(path string) bool
+}
+
+// HostSystem is the real machine.
+func HostSystem() System {
+	return System{IsMountPoint: isMountPoint, IsDir: isDir}
+}
+
+// DefaultDataDir picks the data directory when none is configured: an SD card
+// when one is mounted, else the cam's internal flash, else the working
+// directory (a development machine or a container with a volume).
+func DefaultDataDir(sys System) string {
+	switch {
+	case sys.IsMountPoint("/sdcard"):
+		return "/sdcard/camd"
+	case sys.IsDir("/flash"):
+		return "/flash/camd"
+	default:
+		return "./camd-data"
+	}
+}
+
+// flagSpec describes one flag and the variable that can also set it.
+type flagSpec struct {
+	name, env, usage string
+}
+
+// Parse reads the flags of subcommand cmd from args and the CAMD_* variables
+// from env. It returns flag.ErrHelp after printing usage for -h/--help.
+func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Config, error) {
+	cfg := Config{}
+	fs := flag.NewFlagSet("camd "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned; usage is printed below
+	specs := []flagSpec{
+		{"listen", "CAMD_LISTEN", "address to listen on, host:port"},
+		{"data-dir", "CAMD_DATA_DIR", "data directory (default: /sdcard/camd when /sdcard is mounted, else /flash/camd when /flash exists, else ./camd-data)"},
+		{"secret-file", "CAMD_SECRET_FILE", "use this 32-byte signing secret instead of DATA_DIR/secret.bin; it is never written"},
+		{"token-ttl", "CAMD_TOKEN_TTL", fmt.Sprintf("lifetime of login tokens, %v to %v", MinTokenTTL, MaxTokenTTL)},
+		{"log-format", "CAMD_LOG_FORMAT", "log format: text or json"},
+	}
+	fs.StringVar(&cfg.Listen, "listen", ":8080", specs[0].usage)
+	fs.StringVar(&cfg.DataDir, "data-dir", "", specs[1].usage)
+	fs.StringVar(&cfg.SecretFile, "secret-file", "", specs[2].usage)
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", token.DefaultTTL, specs[3].usage)
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", specs[4].usage)
+
+	for _, s := range specs {
+		if v, ok := env(s.env); ok {
+			if err := fs.Set(s.name, v); err != nil {
+				return Config{}, fmt.Errorf("%s=%q: %w", s.env, v, err)
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			Usage(out, fs, specs)
+		}
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (see camd --help)", fs.Arg(0))
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir(sys)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate checks the values that flags and variables can get wrong.
+func (c Config) Validate() error {
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+		return fmt.Errorf("listen address %q: want host:port, such as :8080 or 127.0.0.1:8080", c.Listen)
+	}
+	if c.DataDir == "" {
+		return errors.New("data directory must not be empty")
+	}
+	if c.TokenTTL < MinTokenTTL || c.TokenTTL > MaxTokenTTL {
+		return fmt.Errorf("token ttl %v: must be between %v and %v", c.TokenTTL, MinTokenTTL, MaxTokenTTL)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
+	}
+	return nil
+}
+
+// Usage prints the commands, every flag with its variable and default.
+func Usage(out io.Writer, fs *flag.FlagSet, specs []flagSpec) {
+	fmt.Fprint(out, `camd: the cam's authenticated HTTP API
+
+Usage:
+  camd [serve] [flags]   run the server (the default command)
+  camd passwd [flags]    set the owner password: reads one line from stdin,
+                         or prompts twice when stdin is a terminal
+  camd version           print the version
+  camd --help            print this help
+
+Flags (each can also be set by the environment variable shown; flags win):
+`)
+	for _, s := range specs {
+		f := fs.Lookup(s.name)
+		def := ""
+		if f.DefValue != "" {
+			def = " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(out, "  --%s  [%s]\n        %s%s\n", s.name, s.env, s.usage, def)
+	}
+}
+
+func isDir(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.IsDir()
+}
+
+// isMountPoint reports whether path is a mount point, by /proc/self/mountinfo
+// (field 5 is the mount point).
+func isMountPoint(path string) bool {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && fields[4] == path {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,151 @@
+// Package jsonbody reads a request body that must be one JSON object and
+// turns every way it can be wrong into a 4xx with a message a client
+// developer can act on.
+package jsonbody
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Object is a JSON object's members, each still encoded.
+type Object map[string]json.RawMessage
+
+// Read reads c's body as a JSON object.
+//
+//   - a non-empty body whose Content-Type is not application/json: 415;
+//   - a body over the route's BodyLimit: 413 (from echo's limiter);
+//   - anything but exactly one JSON object, or a key given twice: 400.
+//
+// An empty body reads as an empty object, so the handler reports the first
+// missing field by name.
+func Read(c echo.Context) (Object, error) {
+	req := c.Request()
+	if req.ContentLength != 0 {
+		mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+		if err != nil || mt != echo.MIMEApplicationJSON {
+			return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		}
+	}
+	raw, err := io.ReadAll(req.Body)
+	if err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return nil, he // 413 from echo's body limiter
+		}
+		return nil, echo.NewHTTPError(http.StatusBadRequest, "could not read request body")
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return Object{}, nil
+	}
+	obj, err := parse(raw)
+	if err != nil {
+		return nil, echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	}
+	return obj, nil
+}
+
+// parse decodes exactly one JSON object. Duplicate keys are refused: parsers
+// disagree on which one wins, and such a disagreement between a client's
+// checks and camd's is how requests get smuggled.
+func parse(raw []byte) (Object, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, syntaxError(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("request body must be a JSON object")
+	}
+	obj := Object{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, syntaxError(err)
+		}
+		key := tok.(string) // inside an object the decoder only yields string keys
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, syntaxError(err)
+		}
+		if _, dup := obj[key]; dup {
+			return nil, fmt.Errorf("duplicate key %s in request body", strconv.Quote(key))
+		}
+		obj[key] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return nil, syntaxError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("malformed JSON: unexpected data after the object")
+	}
+	return obj, nil
+}
+
+func syntaxError(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("malformed JSON: unexpected end of body")
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("malformed JSON at byte %d: %s", se.Offset, se.Error())
+	}
+	return fmt.Errorf("malformed JSON: %s", err.Error())
+}
+
+// String returns member name as a string. It reports "missing NAME" when the
+// member is absent and "NAME must be a string" for any other JSON type,
+// including null.
+func (o Object) String(name string) (string, error) {
+	raw, ok := o[name]
+	if !ok {
+		return "", echo.NewHTTPError(http.StatusBadRequest, "missing "+name)
+	}
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", echo.NewHTTPError(http.StatusBadRequest, name+" must be a string")
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", echo.NewHTTPError(http.StatusBadRequest, name+" must be a string")
+	}
+	return s, nil
+}
+
+// MaxSafeInteger is 2^53-1, the largest integer that every JSON client holds
+// exactly (RFC 7493 section 2.2; JavaScript's Number.MAX_SAFE_INTEGER).
+const MaxSafeInteger = 1<<53 - 1
+
+// Uint returns member name as an integer from 0 to MaxSafeInteger. Only a
+// plain JSON integer literal counts: strings, fractions, exponents, negative
+// and larger numbers each get their own message.
+func (o Object) Uint(name string) (uint64, error) {
+	raw, ok := o[name]
+	if !ok {
+		return 0, echo.NewHTTPError(http.StatusBadRequest, "missing "+name)
+	}
+	bad := func(why string) error { return echo.NewHTTPError(http.StatusBadRequest, name+" "+why) }
+	s := string(raw)
+	switch {
+	case s == "" || s == "null" || s == "true" || s == "false" || s[0] == '[' || s[0] == '{':
+		return 0, bad("must be a non-negative integer")
+	case s[0] == '"':
+		return 0, bad("must be a number, not a string")
+	case s[0] == '-':
+		return 0, bad("must not be negative")
+	case bytes.ContainsAny(raw, ".eE"):
+		return 0, bad("must be a whole number")
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > MaxSafeInteger {
+		return 0, bad("must be at most " + strconv.FormatUint(MaxSafeInteger, 10))
+	}
+	return n, nil
+}

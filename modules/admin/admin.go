@@ -1,0 +1,85 @@
+// Package admin mounts /admin behind HTTP Basic auth for the owner.
+package admin
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"camd/app"
+	"camd/platform/password"
+)
+
+func init() {
+	app.Register(app.ModuleInfo{ID: "admin", New: func() app.Module { return new(Module) }})
+}
+
+// Interface guard.
+var _ app.Module = (*Module)(nil)
+
+// Realm is the Basic auth realm browsers show in their login dialog.
+const Realm = "Backyard cam admin"
+
+// Module is the owner's admin area.
+type Module struct {
+	owner *password.Store
+}
+
+// Provision mounts GET /admin behind Basic auth, and warns when the password
+// would cross the network in the clear.
+func (m *Module) Provision(d app.Deps) error {
+	m.owner = d.Owner
+	if !isLoopback(d.Config.Listen) {
+		d.Log.Warn("/admin uses HTTP Basic auth over plain HTTP on a non-loopback address: the owner password crosses the network in the clear",
+			slog.String("listen", d.Config.Listen))
+	}
+	basic := basicAuth(middleware.BasicAuthWithConfig(middleware.BasicAuthConfig{
+		Realm: Realm,
+		Validator: func(user, pass string, c echo.Context) (bool, error) {
+			return m.owner.Check(c.Request().Context(), user, pass)
+		},
+	}))
+	// Per route rather than g.Use, so a wrong method stays 405 (see modules/ack).
+	g := d.Echo.Group("/admin")
+	g.GET("", m.hello, basic)
+	return nil
+}
+
+func (m *Module) hello(c echo.Context) error {
+	return c.String(http.StatusOK, "hi "+password.Owner)
+}
+
+// basicAuth wraps Echo's BasicAuth so its challenge reads "Basic realm=...",
+// the spelling RFC 7617 uses. Echo writes "basic"; the scheme is
+// case-insensitive, but some client libraries compare it as written.
+func basicAuth(mw echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		h := mw(next)
+		return func(c echo.Context) error {
+			err := h(c)
+			hdr := c.Response().Header()
+			if v := hdr.Get(echo.HeaderWWWAuthenticate); strings.HasPrefix(v, "basic ") {
+				hdr.Set(echo.HeaderWWWAuthenticate, "Basic "+v[len("basic "):])
+			}
+			return err
+		}
+	}
+}
+
+// isLoopback reports whether a listen address only accepts connections from
+// this machine. An empty host (":8080") listens on every interface.
+func isLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,81 @@
+// Package auth mounts POST /api/login, where the owner trades the password
+// for a short-lived bearer token.
+package auth
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"camd/app"
+	"camd/jsonbody"
+	"camd/platform/password"
+	"camd/token"
+)
+
+func init() {
+	app.Register(app.ModuleInfo{ID: "auth", New: func() app.Module { return new(Module) }})
+}
+
+// Interface guard.
+var _ app.Module = (*Module)(nil)
+
+// BodyLimit caps a login body: user and password fit in far less.
+const BodyLimit = "4K"
+
+// Module is the login endpoint.
+type Module struct {
+	tokens *token.Authority
+	owner  *password.Store
+}
+
+// Provision mounts POST /api/login.
+func (m *Module) Provision(d app.Deps) error {
+	m.tokens, m.owner = d.Tokens, d.Owner
+	d.Echo.POST("/api/login", m.login, middleware.BodyLimit(BodyLimit))
+	return nil
+}
+
+// loginResponse follows RFC 6749 section 5.1, which phone OAuth libraries
+// already parse.
+type loginResponse struct {
+	Token     string `json:"token"`
+	TokenType string `json:"token_type"`
+	ExpiresIn int64  `json:"expires_in"`
+}
+
+func (m *Module) login(c echo.Context) error {
+	body, err := jsonbody.Read(c)
+	if err != nil {
+		return err
+	}
+	user, err := body.String("user")
+	if err != nil {
+		return err
+	}
+	pass, err := body.String("pass")
+	if err != nil {
+		return err
+	}
+	ok, err := m.owner.Check(c.Request().Context(), user, pass)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return echo.NewHTTPError(http.StatusUnauthorized, "wrong user or password")
+	}
+	tok, err := m.tokens.Issue(password.Owner)
+	if err != nil {
+		return err
+	}
+	// A token must not be kept by any cache between the cam and the app
+	// (RFC 6749 section 5.1).
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	c.Response().Header().Set("Pragma", "no-cache")
+	return c.JSON(http.StatusOK, loginResponse{
+		Token:     tok,
+		TokenType: "Bearer",
+		ExpiresIn: int64(m.tokens.TTL().Seconds()),
+	})
+}

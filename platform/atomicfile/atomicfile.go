@@ -1,0 +1,119 @@
+// Package atomicfile writes files so that a crash or power cut at any moment
+// leaves either the old file, no file, or the complete new file: never a torn one.
+//
+// The recipe is the usual one: write a temporary file in the same directory,
+// fsync it, move it into place (rename to replace, link to create), then fsync
+// the directory so the new name itself is durable.
+package atomicfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// WriteFile atomically replaces path with data, with permissions perm.
+func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	tmp, err := writeTemp(path, data, perm)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("atomicfile: rename into %s: %w", path, err)
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// Create atomically creates path holding data, with permissions perm, only if
+// path does not exist yet. When it does, Create leaves it untouched and returns
+// an error matching fs.ErrExist: of several processes racing to create the same
+// file, exactly one wins and the others can read what it wrote.
+func Create(path string, data []byte, perm fs.FileMode) error {
+	tmp, err := writeTemp(path, data, perm)
+	if err != nil {
+		return err
+	}
+	// link(2) fails with EEXIST instead of replacing, unlike rename(2).
+	linkErr := os.Link(tmp, path)
+	os.Remove(tmp)
+	if linkErr != nil {
+		if errors.Is(linkErr, fs.ErrExist) {
+			return fmt.Errorf("atomicfile: create %s: %w", path, fs.ErrExist)
+		}
+		return fmt.Errorf("atomicfile: link into %s: %w", path, linkErr)
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// writeTemp writes data to a fresh temporary file next to path, fsyncs it and
+// returns its name. The file has exactly perm, whatever the umask.
+func writeTemp(path string, data []byte, perm fs.FileMode) (name string, err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("atomicfile: create temp for %s: %w", path, err)
+	}
+	name = f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(name)
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return "", fmt.Errorf("atomicfile: chmod %s: %w", name, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return "", fmt.Errorf("atomicfile: write %s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		return "", fmt.Errorf("atomicfile: fsync %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("atomicfile: close %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// SyncDir fsyncs a directory so that entries created, renamed or removed in it
+// survive a power cut.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("atomicfile: open dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("atomicfile: fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// MoveAside renames a damaged file to <path>.bad-<unix time> (with a counter
+// when that exists), keeping it for inspection, makes the rename durable and
+// returns the new name.
+func MoveAside(path string, now time.Time) (string, error) {
+	base := path + ".bad-" + strconv.FormatInt(now.Unix(), 10)
+	bad := base
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(bad); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		bad = base + "." + strconv.Itoa(i)
+	}
+	if err := os.Rename(path, bad); err != nil {
+		return "", fmt.Errorf("atomicfile: move %s aside: %w", path, err)
+	}
+	if err := SyncDir(filepath.Dir(path)); err != nil {
+		return "", err
+	}
+	return bad, nil
+}

@@ -1,0 +1,133 @@
+package password
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"unicode/utf8"
+
+	"camd/platform/atomicfile"
+	"camd/platform/datadir"
+)
+
+// FileName is the owner password hash's name inside the data directory.
+const FileName = "password.hash"
+
+// Owner is the only user name camd knows.
+const Owner = "owner"
+
+// Length limits for a new password. The upper one keeps a hostile request from
+// feeding megabytes into the hash.
+const (
+	MinLength = 8    // characters
+	MaxLength = 1024 // bytes
+)
+
+// ErrTooShort and ErrTooLong report a new password outside the length limits.
+var (
+	ErrTooShort = fmt.Errorf("password too short: use at least %d characters", MinLength)
+	ErrTooLong  = fmt.Errorf("password too long: use at most %d bytes", MaxLength)
+)
+
+// Store keeps the owner password hash in the data directory.
+//
+// Check reads the file every time: a hash costs far more than a small read,
+// and so a password set by `camd passwd` takes effect without a restart.
+type Store struct {
+	path   string
+	params Params
+	// slots bounds how many hashes run at once, because each takes
+	// Params.Memory of RAM and a cam has little.
+	slots chan struct{}
+}
+
+// NewStore returns the store for dir, hashing new passwords with params and
+// running at most concurrency checks at once.
+func NewStore(dir datadir.Dir, params Params, concurrency int) *Store {
+	return &Store{path: dir.Join(FileName), params: params, slots: make(chan struct{}, max(concurrency, 1))}
+}
+
+// Path returns the hash file's path.
+func (s *Store) Path() string { return s.path }
+
+// Validate checks a new password against the length limits.
+func Validate(password string) error {
+	if len(password) > MaxLength {
+		return ErrTooLong
+	}
+	if utf8.RuneCountInString(password) < MinLength {
+		return ErrTooShort
+	}
+	return nil
+}
+
+// Set replaces the owner password.
+func (s *Store) Set(password string) error {
+	if err := Validate(password); err != nil {
+		return err
+	}
+	h, err := Hash(password, s.params)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(s.path, []byte(h+"\n"), 0o600); err != nil {
+		return fmt.Errorf("set owner password: %w", err)
+	}
+	return nil
+}
+
+// EnsureInitial makes sure an owner password exists. On first start it
+// generates a random one, stores its hash and returns it with created true, so
+// the caller can show it once. If a hash exists already (or another process
+// just created one), it returns created false.
+func (s *Store) EnsureInitial() (initial string, created bool, err error) {
+	if _, err := os.Stat(s.path); err == nil {
+		return "", false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, fmt.Errorf("owner password %s: %w", s.path, err)
+	}
+	pw := rand.Text() // 26 base32 characters, 128 bits
+	h, err := Hash(pw, s.params)
+	if err != nil {
+		return "", false, err
+	}
+	if err := atomicfile.Create(s.path, []byte(h+"\n"), 0o600); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return "", false, nil
+		}
+		return "", false, fmt.Errorf("create initial owner password: %w", err)
+	}
+	return pw, true, nil
+}
+
+// Check reports whether user and password are the owner's. It does the full
+// hash work whatever the user name, and compares both in constant time, so
+// neither timing nor errors tell whether a user name exists.
+func (s *Store) Check(ctx context.Context, user, password string) (bool, error) {
+	raw, err := os.ReadFile(s.path)
+	if err != nil {
+		return false, fmt.Errorf("read owner password %s: %w", s.path, err)
+	}
+	h, err := Parse(string(raw))
+	if err != nil {
+		return false, fmt.Errorf("owner password %s: %w", s.path, err)
+	}
+	if len(password) > MaxLength {
+		// No stored password is this long; hash a bounded prefix so the
+		// answer costs the same as any other wrong password.
+		password = password[:MaxLength] + "\x00"
+	}
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false, fmt.Errorf("check owner password: %w", ctx.Err())
+	}
+	passOK := h.Matches(password)
+	<-s.slots
+	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(Owner)) == 1
+	return userOK && passOK, nil
+}

@@ -1,0 +1,86 @@
+package token
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	echojwt "github.com/labstack/echo-jwt/v4"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// Realm is the realm named in Bearer challenges.
+const Realm = "camd"
+
+// contextKey is where the bearer middleware leaves the verified claims.
+const contextKey = "camd.token.claims"
+
+var (
+	errNoBearer       = errors.New("no bearer token")
+	errRepeatedHeader = errors.New("more than one Authorization header")
+)
+
+// Bearer returns echo-jwt middleware that admits a request only with a valid
+// token in "Authorization: Bearer <token>" (RFC 6750 section 2.1). It never
+// looks at the query string, a form or a cookie. Refusals carry the RFC 6750
+// challenge and the handler never runs.
+func (a *Authority) Bearer() (echo.MiddlewareFunc, error) {
+	cfg := echojwt.Config{
+		ContextKey:       contextKey,
+		TokenLookupFuncs: []middleware.ValuesExtractor{bearerFromHeader},
+		ParseTokenFunc: func(_ echo.Context, raw string) (any, error) {
+			return a.Verify(raw)
+		},
+		ErrorHandler: bearerError,
+	}
+	mw, err := cfg.ToMiddleware()
+	if err != nil {
+		return nil, err
+	}
+	return mw, nil
+}
+
+// FromContext returns the claims the Bearer middleware verified for c.
+func FromContext(c echo.Context) (*Claims, bool) {
+	claims, ok := c.Get(contextKey).(*Claims)
+	return claims, ok
+}
+
+// bearerFromHeader extracts the token from the one Authorization header. The
+// scheme is case-insensitive (RFC 7235 section 2.1).
+func bearerFromHeader(c echo.Context) ([]string, error) {
+	values := c.Request().Header.Values(echo.HeaderAuthorization)
+	switch {
+	case len(values) == 0:
+		return nil, errNoBearer
+	case len(values) > 1:
+		// Authorization is not a list header; two of them are ambiguous
+		// and trying each would let a client probe with many tokens.
+		return nil, errRepeatedHeader
+	}
+	scheme, tok, _ := strings.Cut(values[0], " ")
+	tok = strings.TrimLeft(tok, " ")
+	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return nil, errNoBearer
+	}
+	return []string{tok}, nil
+}
+
+// bearerError answers a refused request: 400 invalid_request for a repeated
+// header, 401 with error="invalid_token" when a token was presented and
+// failed, and a bare 401 challenge when none was presented (RFC 6750 3.1).
+func bearerError(c echo.Context, err error) error {
+	challenge := `Bearer realm="` + Realm + `"`
+	status, msg := http.StatusUnauthorized, "missing bearer token"
+	switch {
+	case errors.Is(err, errRepeatedHeader):
+		challenge += `, error="invalid_request"`
+		status, msg = http.StatusBadRequest, "more than one Authorization header"
+	case errors.Is(err, ErrInvalid):
+		challenge += `, error="invalid_token"`
+		msg = "invalid or expired token"
+	}
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
+	return echo.NewHTTPError(status, msg)
+}
