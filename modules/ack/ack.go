@@ -16,8 +16,11 @@ import (
 	"camd/token"
 )
 
-func init() {
-	app.Register(app.ModuleInfo{ID: "ack", New: func() app.Module { return new(Module) }})
+func init() { app.Register(Info()) }
+
+// Info describes the module for a registry; tests register it in their own.
+func Info() app.ModuleInfo {
+	return app.ModuleInfo{ID: "ack", New: func() app.Module { return new(Module) }}
 }
 
 // Interface guard.

@@ -14,8 +14,11 @@ import (
 	"camd/token"
 )
 
-func init() {
-	app.Register(app.ModuleInfo{ID: "auth", New: func() app.Module { return new(Module) }})
+func init() { app.Register(Info()) }
+
+// Info describes the module for a registry; tests register it in their own.
+func Info() app.ModuleInfo {
+	return app.ModuleInfo{ID: "auth", New: func() app.Module { return new(Module) }}
 }
 
 // Interface guard.

@@ -12,8 +12,11 @@ import (
 	"camd/platform/clock"
 )
 
-func init() {
-	app.Register(app.ModuleInfo{ID: "health", New: func() app.Module { return new(Module) }})
+func init() { app.Register(Info()) }
+
+// Info describes the module for a registry; tests register it in their own.
+func Info() app.ModuleInfo {
+	return app.ModuleInfo{ID: "health", New: func() app.Module { return new(Module) }}
 }
 
 // Interface guard.

@@ -1,0 +1,205 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"camd/app"
+	"camd/config"
+	"camd/modules/ack"
+	"camd/modules/admin"
+	"camd/modules/auth"
+	"camd/modules/health"
+	"camd/platform/clock"
+	"camd/platform/password"
+)
+
+// cheapHash keeps the suite fast; the shipped cost is measured in benchmarks.
+var cheapHash = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// standardRegistry builds a registry from exactly the standard modules, the
+// way a test names what it runs instead of relying on init() side effects.
+func standardRegistry(extra ...app.ModuleInfo) *app.Registry {
+	r := app.NewRegistry()
+	for _, info := range append([]app.ModuleInfo{ack.Info(), admin.Info(), auth.Info(), health.Info()}, extra...) {
+		r.Register(info)
+	}
+	return r
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// server is a camd serving on a real loopback listener.
+type server struct {
+	URL      string
+	Password string // the initial owner password
+	DataDir  string
+	Logs     *syncBuffer
+	stop     func() error
+}
+
+type serverOpts struct {
+	cfg      func(*config.Config)
+	clock    clock.Clock
+	registry *app.Registry
+}
+
+func defaultConfig(dataDir string) config.Config {
+	return config.Config{Listen: "127.0.0.1:0", DataDir: dataDir, TokenTTL: time.Hour, LogFormat: "text"}
+}
+
+// startServer provisions camd in a fresh data directory (or the one given)
+// and serves it on 127.0.0.1 until the test ends.
+func startServer(t *testing.T, dataDir string, o serverOpts) *server {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	cfg := defaultConfig(dataDir)
+	if o.cfg != nil {
+		o.cfg(&cfg)
+	}
+	if o.registry == nil {
+		o.registry = standardRegistry()
+	}
+	logs := &syncBuffer{}
+	var stderr bytes.Buffer
+	a, err := app.New(cfg, app.Options{
+		Registry:       o.registry,
+		Log:            slog.New(slog.NewTextHandler(logs, nil)),
+		Clock:          o.clock,
+		Stderr:         &stderr,
+		Version:        "test",
+		PasswordParams: &cheapHash,
+	})
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	var once sync.Once
+	var stopErr error
+	s := &server{
+		URL:     "http://" + ln.Addr().String(),
+		DataDir: dataDir,
+		Logs:    logs,
+		stop: func() error {
+			once.Do(func() { cancel(); stopErr = <-done })
+			return stopErr
+		},
+	}
+	if line, ok := strings.CutPrefix(strings.TrimSpace(stderr.String()), "initial owner password: "); ok {
+		s.Password = line
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	return s
+}
+
+// response is what a test needs of an HTTP answer.
+type response struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// JSON decodes the body into a map, failing the test when it is not JSON.
+func (r response) JSON(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(r.Body), &m); err != nil {
+		t.Fatalf("body is not a JSON object: %v: %q", err, r.Body)
+	}
+	return m
+}
+
+// do sends one request with the given headers ("Name: value" pairs).
+func do(t *testing.T, method, url, body string, headers ...string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Add(k, v)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{Status: res.StatusCode, Header: res.Header, Body: string(b)}
+}
+
+const jsonCT = "Content-Type: application/json"
+
+// login returns a fresh token for the owner.
+func login(t *testing.T, s *server) string {
+	t.Helper()
+	r := do(t, "POST", s.URL+"/api/login", `{"user":"owner","pass":"`+s.Password+`"}`, jsonCT)
+	if r.Status != http.StatusOK {
+		t.Fatalf("login: %d %s", r.Status, r.Body)
+	}
+	tok, _ := r.JSON(t)["token"].(string)
+	if tok == "" {
+		t.Fatalf("login: no token in %s", r.Body)
+	}
+	return tok
+}
+
+// basic encodes Basic credentials.
+func basic(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+}
+
+// flip changes the first character of s, which always changes decoded bits.
+func flip(s string) string {
+	if s[0] == 'A' {
+		return "B" + s[1:]
+	}
+	return "A" + s[1:]
+}
