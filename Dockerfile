@@ -1,0 +1,21 @@
+# First version; the deployment work hardens and tests it.
+# GO_IMAGE can point at a locally built Go image where no registry is reachable.
+ARG GO_IMAGE=golang:1.26
+FROM ${GO_IMAGE} AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/camd . \
+ && mkdir -p /out/data
+
+FROM scratch
+COPY --from=build /out/camd /camd
+# The data directory belongs to the unprivileged user, so a fresh volume is writable.
+COPY --from=build --chown=65532:65532 /out/data /data
+USER 65532:65532
+ENV CAMD_DATA_DIR=/data CAMD_LISTEN=:8080
+VOLUME /data
+EXPOSE 8080
+ENTRYPOINT ["/camd"]
