@@ -104,8 +104,14 @@ func MoveAside(path string, now time.Time) (string, error) {
 	base := path + ".bad-" + strconv.FormatInt(now.Unix(), 10)
 	bad := base
 	for i := 1; ; i++ {
-		if _, err := os.Lstat(bad); errors.Is(err, fs.ErrNotExist) {
+		_, err := os.Lstat(bad)
+		if errors.Is(err, fs.ErrNotExist) {
 			break
+		}
+		if err != nil {
+			// Any other error (ENAMETOOLONG, EACCES, ENOTDIR) would repeat
+			// for every counter value: give up instead of spinning forever.
+			return "", fmt.Errorf("atomicfile: move %s aside: %w", path, err)
 		}
 		bad = base + "." + strconv.Itoa(i)
 	}

@@ -1,0 +1,292 @@
+package config_test
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"camd/config"
+)
+
+// envOf is a fake environment: exactly the variables in m are set.
+func envOf(m map[string]string) config.Env {
+	return func(key string) (string, bool) {
+		v, ok := m[key]
+		return v, ok
+	}
+}
+
+// fakeSystem mounts the paths in mounts and has the directories in dirs.
+func fakeSystem(mounts, dirs []string) config.System {
+	has := func(list []string) func(string) bool {
+		return func(p string) bool {
+			for _, l := range list {
+				if l == p {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return config.System{IsMountPoint: has(mounts), IsDir: has(dirs)}
+}
+
+var (
+	bareSystem = fakeSystem(nil, nil)
+	defaults   = config.Config{Listen: ":8080", DataDir: "./camd-data", TokenTTL: time.Hour, LogFormat: "text"}
+)
+
+func TestParse(t *testing.T) {
+	allEnv := map[string]string{
+		"CAMD_LISTEN":      "127.0.0.1:9000",
+		"CAMD_DATA_DIR":    "/var/lib/camd",
+		"CAMD_SECRET_FILE": "/run/secrets/camd",
+		"CAMD_TOKEN_TTL":   "30m",
+		"CAMD_LOG_FORMAT":  "json",
+	}
+	fromAllEnv := config.Config{Listen: "127.0.0.1:9000", DataDir: "/var/lib/camd", SecretFile: "/run/secrets/camd", TokenTTL: 30 * time.Minute, LogFormat: "json"}
+	allFlags := []string{"--listen=[::1]:7000", "--data-dir", "/data", "-secret-file=/s.bin", "--token-ttl", "2h", "--log-format=text"}
+	fromAllFlags := config.Config{Listen: "[::1]:7000", DataDir: "/data", SecretFile: "/s.bin", TokenTTL: 2 * time.Hour, LogFormat: "text"}
+
+	with := func(f func(c *config.Config)) config.Config {
+		c := defaults
+		f(&c)
+		return c
+	}
+
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		sys  config.System
+		want config.Config
+	}{
+		{name: "defaults", sys: bareSystem, want: defaults},
+		{
+			name: "sdcard mounted",
+			sys:  fakeSystem([]string{"/sdcard"}, []string{"/sdcard"}),
+			want: with(func(c *config.Config) { c.DataDir = "/sdcard/camd" }),
+		},
+		{
+			name: "sdcard mounted wins over flash",
+			sys:  fakeSystem([]string{"/sdcard", "/flash"}, []string{"/sdcard", "/flash"}),
+			want: with(func(c *config.Config) { c.DataDir = "/sdcard/camd" }),
+		},
+		{
+			name: "flash exists",
+			sys:  fakeSystem(nil, []string{"/flash"}),
+			want: with(func(c *config.Config) { c.DataDir = "/flash/camd" }),
+		},
+		{
+			name: "sdcard directory without a card",
+			sys:  fakeSystem(nil, []string{"/sdcard", "/flash"}),
+			want: with(func(c *config.Config) { c.DataDir = "/flash/camd" }),
+		},
+		{
+			name: "neither",
+			sys:  fakeSystem([]string{"/mnt"}, []string{"/mnt", "/tmp"}),
+			want: defaults,
+		},
+		{name: "CAMD_LISTEN", env: map[string]string{"CAMD_LISTEN": "0.0.0.0:80"}, sys: bareSystem, want: with(func(c *config.Config) { c.Listen = "0.0.0.0:80" })},
+		{name: "CAMD_DATA_DIR", env: map[string]string{"CAMD_DATA_DIR": "/srv/camd"}, sys: fakeSystem([]string{"/sdcard"}, nil), want: with(func(c *config.Config) { c.DataDir = "/srv/camd" })},
+		{name: "CAMD_SECRET_FILE", env: map[string]string{"CAMD_SECRET_FILE": "/k"}, sys: bareSystem, want: with(func(c *config.Config) { c.SecretFile = "/k" })},
+		{name: "CAMD_TOKEN_TTL", env: map[string]string{"CAMD_TOKEN_TTL": "90m"}, sys: bareSystem, want: with(func(c *config.Config) { c.TokenTTL = 90 * time.Minute })},
+		{name: "CAMD_LOG_FORMAT", env: map[string]string{"CAMD_LOG_FORMAT": "json"}, sys: bareSystem, want: with(func(c *config.Config) { c.LogFormat = "json" })},
+		{name: "all variables", env: allEnv, sys: bareSystem, want: fromAllEnv},
+		{name: "empty CAMD_DATA_DIR means the default", env: map[string]string{"CAMD_DATA_DIR": ""}, sys: fakeSystem(nil, []string{"/flash"}), want: with(func(c *config.Config) { c.DataDir = "/flash/camd" })},
+		{name: "other variables ignored", env: map[string]string{"LISTEN": "nonsense", "camd_listen": "nonsense", "CAMD_LISTEN_": "nonsense", "CAMD_TTL": "x"}, sys: bareSystem, want: defaults},
+		{name: "all flags", args: allFlags, sys: bareSystem, want: fromAllFlags},
+		{name: "flags win over variables", args: allFlags, env: allEnv, sys: bareSystem, want: fromAllFlags},
+		{
+			name: "one flag over its variable, others from variables",
+			args: []string{"-token-ttl=5m"},
+			env:  allEnv,
+			sys:  bareSystem,
+			want: with(func(c *config.Config) { *c = fromAllEnv; c.TokenTTL = 5 * time.Minute }),
+		},
+		{name: "ttl at the minimum", args: []string{"--token-ttl=1m"}, sys: bareSystem, want: with(func(c *config.Config) { c.TokenTTL = time.Minute })},
+		{name: "ttl at the maximum", args: []string{"--token-ttl=24h"}, sys: bareSystem, want: with(func(c *config.Config) { c.TokenTTL = 24 * time.Hour })},
+		{name: "flags end at --", args: []string{"--listen=:1", "--"}, sys: bareSystem, want: with(func(c *config.Config) { c.Listen = ":1" })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			got, err := config.Parse("serve", tt.args, envOf(tt.env), tt.sys, &out)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("Parse =\n  %+v\nwant\n  %+v", got, tt.want)
+			}
+			if out.Len() != 0 {
+				t.Errorf("Parse wrote to out:\n%s", out.String())
+			}
+		})
+	}
+}
+
+// mentions reports whether msg names a setting, as its flag, its variable or
+// in words ("token ttl" for --token-ttl).
+func mentions(msg, flagName, envName string) bool {
+	norm := func(s string) string {
+		return strings.NewReplacer("-", " ", "_", " ").Replace(strings.ToLower(s))
+	}
+	return strings.Contains(msg, envName) || strings.Contains(msg, flagName) || strings.Contains(norm(msg), norm(flagName))
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		setting string // the flag the error must name ("" for none)
+		envName string // or its variable
+		text    string // further text the error must hold
+	}{
+		{name: "bad duration in CAMD_TOKEN_TTL", env: map[string]string{"CAMD_TOKEN_TTL": "an hour"}, envName: "CAMD_TOKEN_TTL", text: "an hour"},
+		{name: "bad duration in --token-ttl", args: []string{"--token-ttl=soon"}, setting: "token-ttl", text: "soon"},
+		{name: "CAMD_TOKEN_TTL below the minimum", env: map[string]string{"CAMD_TOKEN_TTL": "10s"}, setting: "token-ttl", envName: "CAMD_TOKEN_TTL", text: "10s"},
+		{name: "--token-ttl below the minimum", args: []string{"--token-ttl=10s"}, setting: "token-ttl", text: "10s"},
+		{name: "CAMD_TOKEN_TTL above the maximum", env: map[string]string{"CAMD_TOKEN_TTL": "48h"}, setting: "token-ttl", envName: "CAMD_TOKEN_TTL", text: "48h"},
+		{name: "--token-ttl above the maximum", args: []string{"--token-ttl=48h"}, setting: "token-ttl", text: "48h"},
+		{name: "--token-ttl zero", args: []string{"--token-ttl=0s"}, setting: "token-ttl", text: "0s"},
+		{name: "--token-ttl negative", args: []string{"--token-ttl=-1h"}, setting: "token-ttl", text: "-1h"},
+		{name: "--token-ttl just under the minimum", args: []string{"--token-ttl=59s"}, setting: "token-ttl", text: "59s"},
+		{name: "--token-ttl just over the maximum", args: []string{"--token-ttl=24h0m1s"}, setting: "token-ttl", text: "24h0m1s"},
+		{name: "CAMD_LOG_FORMAT xml", env: map[string]string{"CAMD_LOG_FORMAT": "xml"}, setting: "log-format", envName: "CAMD_LOG_FORMAT", text: "xml"},
+		{name: "--log-format xml", args: []string{"--log-format", "xml"}, setting: "log-format", text: "xml"},
+		{name: "--log-format upper case", args: []string{"--log-format=JSON"}, setting: "log-format", text: "JSON"},
+		{name: "--log-format empty", args: []string{"--log-format="}, setting: "log-format"},
+		{name: "CAMD_LISTEN without port", env: map[string]string{"CAMD_LISTEN": "nonsense"}, setting: "listen", envName: "CAMD_LISTEN", text: "nonsense"},
+		{name: "--listen without port", args: []string{"--listen=nonsense"}, setting: "listen", text: "nonsense"},
+		{name: "--listen host only", args: []string{"--listen=127.0.0.1"}, setting: "listen", text: "127.0.0.1"},
+		{name: "--listen empty port", args: []string{"--listen=localhost:"}, setting: "listen", text: "localhost:"},
+		{name: "--listen empty", args: []string{"--listen="}, setting: "listen"},
+		{name: "--listen without a value", args: []string{"--listen"}, setting: "listen"},
+		{name: "positional argument", args: []string{"extra"}, text: `"extra"`},
+		{name: "positional argument after flags", args: []string{"--listen=:1", "more"}, text: `"more"`},
+		{name: "positional argument after --", args: []string{"--", "--listen=:1"}, text: `"--listen=:1"`},
+		{name: "unknown flag", args: []string{"--nope"}, text: "nope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			got, err := config.Parse("serve", tt.args, envOf(tt.env), bareSystem, &out)
+			if err == nil {
+				t.Fatalf("Parse succeeded with %+v, want an error", got)
+			}
+			if errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("Parse error %v is flag.ErrHelp", err)
+			}
+			msg := err.Error()
+			if (tt.setting != "" || tt.envName != "") && !mentions(msg, tt.setting, tt.envName) {
+				t.Errorf("error %q names neither --%s nor %s", msg, tt.setting, tt.envName)
+			}
+			if !strings.Contains(msg, tt.text) {
+				t.Errorf("error %q does not contain %q", msg, tt.text)
+			}
+			if got != (config.Config{}) {
+				t.Errorf("Parse returned %+v with an error", got)
+			}
+			if out.Len() != 0 {
+				t.Errorf("Parse wrote to out on an error:\n%s", out.String())
+			}
+		})
+	}
+}
+
+func TestParseHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"-help"}, {"--listen=:1", "--help"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var out bytes.Buffer
+			got, err := config.Parse("serve", args, envOf(nil), bareSystem, &out)
+			if !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("Parse error = %v, want flag.ErrHelp", err)
+			}
+			if got != (config.Config{}) {
+				t.Errorf("Parse returned %+v with help", got)
+			}
+			usage := out.String()
+			for _, want := range []string{
+				"--listen", "--data-dir", "--secret-file", "--token-ttl", "--log-format",
+				"CAMD_LISTEN", "CAMD_DATA_DIR", "CAMD_SECRET_FILE", "CAMD_TOKEN_TTL", "CAMD_LOG_FORMAT",
+				"(default :8080)", "(default 1h0m0s)", "(default text)",
+				"camd passwd", "camd version",
+			} {
+				if !strings.Contains(usage, want) {
+					t.Errorf("usage lacks %q:\n%s", want, usage)
+				}
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := config.Config{Listen: ":8080", DataDir: "/d", TokenTTL: time.Hour, LogFormat: "text"}
+	tests := []struct {
+		name    string
+		change  func(c *config.Config)
+		wantErr string // "" for valid
+	}{
+		{name: "valid", change: func(c *config.Config) {}},
+		{name: "json", change: func(c *config.Config) { c.LogFormat = "json" }},
+		{name: "ipv6", change: func(c *config.Config) { c.Listen = "[::]:443" }},
+		{name: "named port", change: func(c *config.Config) { c.Listen = "localhost:http" }},
+		{name: "min ttl", change: func(c *config.Config) { c.TokenTTL = config.MinTokenTTL }},
+		{name: "max ttl", change: func(c *config.Config) { c.TokenTTL = config.MaxTokenTTL }},
+		{name: "ttl below min", change: func(c *config.Config) { c.TokenTTL = config.MinTokenTTL - time.Nanosecond }, wantErr: "token ttl"},
+		{name: "ttl above max", change: func(c *config.Config) { c.TokenTTL = config.MaxTokenTTL + time.Nanosecond }, wantErr: "token ttl"},
+		{name: "zero ttl", change: func(c *config.Config) { c.TokenTTL = 0 }, wantErr: "token ttl"},
+		{name: "empty data dir", change: func(c *config.Config) { c.DataDir = "" }, wantErr: "data directory"},
+		{name: "empty listen", change: func(c *config.Config) { c.Listen = "" }, wantErr: "listen"},
+		{name: "too many colons", change: func(c *config.Config) { c.Listen = "::1:80" }, wantErr: "listen"},
+		{name: "empty log format", change: func(c *config.Config) { c.LogFormat = "" }, wantErr: "log format"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ok
+			tt.change(&c)
+			err := c.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Validate(%+v) = %v, want nil", c, err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Validate(%+v) = %v, want an error about %q", c, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestHostSystem(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sys := config.HostSystem()
+	tests := []struct {
+		name  string
+		got   bool
+		want  bool
+		check string
+	}{
+		{"root is a mount point", sys.IsMountPoint("/"), true, "IsMountPoint(/)"},
+		{"proc is a mount point", sys.IsMountPoint("/proc"), true, "IsMountPoint(/proc)"},
+		{"temp dir is not", sys.IsMountPoint(filepath.Join(dir, "x")), false, "IsMountPoint(temp)"},
+		{"dir is a dir", sys.IsDir(dir), true, "IsDir(dir)"},
+		{"file is not a dir", sys.IsDir(file), false, "IsDir(file)"},
+		{"missing is not a dir", sys.IsDir(filepath.Join(dir, "missing")), false, "IsDir(missing)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("%s = %v, want %v", tt.check, tt.got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,464 @@
+package password
+
+// An internal test, so that TestCheckContext can hold the store's only
+// hashing slot the way a slow concurrent check would.
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"camd/platform/datadir"
+)
+
+var cheapParams = Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+func newTestStore(t *testing.T, concurrency int) (*Store, datadir.Dir) {
+	t.Helper()
+	d, err := datadir.Open(filepath.Join(t.TempDir(), "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewStore(d, cheapParams, concurrency), d
+}
+
+func mustSet(t *testing.T, s *Store, pw string) {
+	t.Helper()
+	if err := s.Set(pw); err != nil {
+		t.Fatalf("Set(%q): %v", pw, err)
+	}
+}
+
+// guard bounds a check that should never wait: a leaked hashing slot turns
+// into a clear failure instead of a hung test. It is not a timing assertion.
+const guard = 10 * time.Second
+
+func mustCheck(t *testing.T, s *Store, user, pw string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	ok, err := s.Check(ctx, user, pw)
+	if err != nil {
+		t.Fatalf("Check(%q, %q): %v", user, pw, err)
+	}
+	return ok
+}
+
+func TestNewStore(t *testing.T) {
+	tests := []struct {
+		concurrency, wantSlots int
+	}{
+		{-3, 1}, {0, 1}, {1, 1}, {4, 4},
+	}
+	for _, tt := range tests {
+		s, d := newTestStore(t, tt.concurrency)
+		if cap(s.slots) != tt.wantSlots {
+			t.Errorf("NewStore(concurrency %d) has %d slots, want %d", tt.concurrency, cap(s.slots), tt.wantSlots)
+		}
+		if s.Path() != d.Join(FileName) {
+			t.Errorf("Path() = %q, want %q", s.Path(), d.Join(FileName))
+		}
+	}
+}
+
+func TestEnsureInitial(t *testing.T) {
+	s, _ := newTestStore(t, 1)
+
+	pw, created, err := s.EnsureInitial()
+	if err != nil {
+		t.Fatalf("EnsureInitial: %v", err)
+	}
+	if !created {
+		t.Fatal("created = false on an empty data directory")
+	}
+	if len(pw) < 16 {
+		t.Errorf("initial password %q is shorter than 16 characters", pw)
+	}
+	if err := Validate(pw); err != nil {
+		t.Errorf("initial password fails Validate: %v", err)
+	}
+	raw, err := os.ReadFile(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), pw) {
+		t.Error("hash file contains the password in clear")
+	}
+	if _, err := Parse(string(raw)); err != nil {
+		t.Errorf("hash file does not parse: %v", err)
+	}
+	info, err := os.Stat(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("hash file mode %v, want 0600", info.Mode().Perm())
+	}
+	if !mustCheck(t, s, Owner, pw) {
+		t.Error("the initial password does not check")
+	}
+
+	pw2, created2, err := s.EnsureInitial()
+	if err != nil || created2 || pw2 != "" {
+		t.Errorf("second EnsureInitial = %q, %v, %v; want \"\", false, nil", pw2, created2, err)
+	}
+	after, err := os.ReadFile(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(after) != string(raw) {
+		t.Error("second EnsureInitial changed the hash file")
+	}
+	if !mustCheck(t, s, Owner, pw) {
+		t.Error("initial password stopped checking after the second EnsureInitial")
+	}
+}
+
+func TestEnsureInitialKeepsSetPassword(t *testing.T) {
+	s, _ := newTestStore(t, 1)
+	mustSet(t, s, "chosen by the owner")
+	pw, created, err := s.EnsureInitial()
+	if err != nil || created || pw != "" {
+		t.Fatalf("EnsureInitial = %q, %v, %v; want \"\", false, nil", pw, created, err)
+	}
+	if !mustCheck(t, s, Owner, "chosen by the owner") {
+		t.Error("EnsureInitial replaced a password that was set")
+	}
+}
+
+func TestEnsureInitialConcurrent(t *testing.T) {
+	const n = 8
+	base := filepath.Join(t.TempDir(), "data")
+	type result struct {
+		pw      string
+		created bool
+		err     error
+	}
+	results := make([]result, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			d, err := datadir.Open(base)
+			if err != nil {
+				results[i].err = err
+				return
+			}
+			// A store each, as separate processes starting at once would have.
+			s := NewStore(d, cheapParams, 1)
+			results[i].pw, results[i].created, results[i].err = s.EnsureInitial()
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	winner := -1
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("caller %d: %v", i, r.err)
+		}
+		if r.created {
+			if winner >= 0 {
+				t.Errorf("callers %d and %d both created a password", winner, i)
+			}
+			winner = i
+		} else if r.pw != "" {
+			t.Errorf("caller %d returned password %q with created false", i, r.pw)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no caller created the password")
+	}
+	d, err := datadir.Open(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(d, cheapParams, 1)
+	if !mustCheck(t, s, Owner, results[winner].pw) {
+		t.Error("the password reported as created does not check")
+	}
+}
+
+func TestEnsureInitialError(t *testing.T) {
+	s, d := newTestStore(t, 1)
+	if err := os.RemoveAll(d.Path()); err != nil {
+		t.Fatal(err)
+	}
+	pw, created, err := s.EnsureInitial()
+	if err == nil {
+		t.Fatal("EnsureInitial succeeded without a data directory")
+	}
+	if created || pw != "" {
+		t.Errorf("EnsureInitial returned %q, created %v with an error", pw, created)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	const pw = "correct horse battery"
+	s, _ := newTestStore(t, 2)
+	mustSet(t, s, pw)
+
+	tests := []struct {
+		name, user, pw string
+		want           bool
+	}{
+		{"right", Owner, pw, true},
+		{"wrong password", Owner, "correct horse battery!", false},
+		{"password case", Owner, strings.ToUpper(pw), false},
+		{"password trailing newline", Owner, pw + "\n", false},
+		{"empty password", Owner, "", false},
+		{"wrong user right password", "admin", pw, false},
+		{"user capitalised", "Owner", pw, false},
+		{"user trailing space", "owner ", pw, false},
+		{"user leading space", " owner", pw, false},
+		{"user with NUL", "owner\x00", pw, false},
+		{"empty user", "", pw, false},
+		{"password over MaxLength", Owner, pw + strings.Repeat("x", MaxLength), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mustCheck(t, s, tt.user, tt.pw); got != tt.want {
+				t.Errorf("Check(%q, %q) = %v, want %v", tt.user, tt.pw, got, tt.want)
+			}
+		})
+	}
+	if len(s.slots) != 0 {
+		t.Errorf("%d hashing slots still held after the checks", len(s.slots))
+	}
+}
+
+func TestCheckLongPasswords(t *testing.T) {
+	// A stored password of exactly MaxLength bytes: a presented one that is
+	// longer but shares those bytes is cut for hashing and must still fail.
+	longest := strings.Repeat("a", MaxLength)
+	s, _ := newTestStore(t, 1)
+	mustSet(t, s, longest)
+
+	tests := []struct {
+		name string
+		pw   string
+		want bool
+	}{
+		{"exactly MaxLength", longest, true},
+		{"one byte over", longest + "b", false},
+		{"one NUL over", longest + "\x00", false},
+		{"far over", longest + strings.Repeat("b", 1<<20), false},
+		{"one byte short", longest[1:], false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mustCheck(t, s, Owner, tt.pw); got != tt.want {
+				t.Errorf("Check(%d bytes) = %v, want %v", len(tt.pw), got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSetTakesEffectWithoutRestart(t *testing.T) {
+	s, d := newTestStore(t, 1)
+	mustSet(t, s, "first password")
+	if !mustCheck(t, s, Owner, "first password") {
+		t.Fatal("first password does not check")
+	}
+
+	mustSet(t, s, "second password")
+	if mustCheck(t, s, Owner, "first password") {
+		t.Error("old password still checks after Set")
+	}
+	if !mustCheck(t, s, Owner, "second password") {
+		t.Error("new password does not check after Set")
+	}
+
+	// As `camd passwd` does from another process: a separate store.
+	other := NewStore(d, cheapParams, 1)
+	mustSet(t, other, "third password")
+	if !mustCheck(t, s, Owner, "third password") {
+		t.Error("a running store does not see a password set by another")
+	}
+	if mustCheck(t, s, Owner, "second password") {
+		t.Error("a running store still accepts the replaced password")
+	}
+	info, err := os.Stat(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("hash file mode %v after Set, want 0600", info.Mode().Perm())
+	}
+}
+
+func TestSetRejectsInvalid(t *testing.T) {
+	s, _ := newTestStore(t, 1)
+	mustSet(t, s, "good password")
+	tests := []struct {
+		pw   string
+		want error
+	}{
+		{"short", ErrTooShort},
+		{strings.Repeat("x", MaxLength+1), ErrTooLong},
+	}
+	for _, tt := range tests {
+		if err := s.Set(tt.pw); !errors.Is(err, tt.want) {
+			t.Errorf("Set(%d bytes) = %v, want %v", len(tt.pw), err, tt.want)
+		}
+	}
+	if !mustCheck(t, s, Owner, "good password") {
+		t.Error("a refused Set changed the password")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		pw   string
+		want error
+	}{
+		{"empty", "", ErrTooShort},
+		{"7 chars", "1234567", ErrTooShort},
+		{"8 chars", "12345678", nil},
+		{"8 × é", strings.Repeat("é", 8), nil},           // 16 bytes, 8 characters
+		{"7 × é", strings.Repeat("é", 7), ErrTooShort},   // 14 bytes but 7 characters
+		{"4 emoji", strings.Repeat("🔑", 4), ErrTooShort}, // 16 bytes, 4 characters
+		{"8 emoji", strings.Repeat("🔑", 8), nil},
+		{"MaxLength bytes", strings.Repeat("x", MaxLength), nil},
+		{"MaxLength+1 bytes", strings.Repeat("x", MaxLength+1), ErrTooLong},
+		{"over MaxLength bytes in fewer characters", strings.Repeat("é", MaxLength/2+1), ErrTooLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := Validate(tt.pw); !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+				t.Errorf("Validate(%d bytes) = %v, want %v", len(tt.pw), err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		content *string // nil: no file
+		isDir   bool
+		want    error
+	}{
+		{name: "missing file", want: fs.ErrNotExist},
+		{name: "empty file", content: ptr(""), want: ErrBadHash},
+		{name: "garbage", content: ptr("not a hash\n"), want: ErrBadHash},
+		{name: "argon2i hash", content: ptr("$argon2i$v=19$m=64,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg$MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\n"), want: ErrBadHash},
+		{name: "costly parameters", content: ptr("$argon2id$v=19$m=999999999,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg$MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\n"), want: ErrBadHash},
+		{name: "file is a directory", isDir: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newTestStore(t, 1)
+			switch {
+			case tt.isDir:
+				if err := os.Mkdir(s.Path(), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			case tt.content != nil:
+				if err := os.WriteFile(s.Path(), []byte(*tt.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ok, err := s.Check(context.Background(), Owner, "whatever password")
+			if err == nil {
+				t.Fatal("Check succeeded, want an error")
+			}
+			if ok {
+				t.Error("Check = true with an error")
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("Check error = %v, want %v", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), s.Path()) {
+				t.Errorf("error %q does not name %s", err, s.Path())
+			}
+		})
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+func TestCheckContext(t *testing.T) {
+	const pw = "correct horse battery"
+	s, _ := newTestStore(t, 1)
+	mustSet(t, s, pw)
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Unix(1, 0))
+	defer cancel2()
+
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want error
+	}{
+		{"cancelled", cancelled, context.Canceled},
+		{"deadline passed", expired, context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.slots <- struct{}{} // another check holds the only slot
+			type result struct {
+				ok  bool
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				ok, err := s.Check(tt.ctx, Owner, pw)
+				done <- result{ok, err}
+			}()
+			var r result
+			select {
+			case r = <-done:
+				<-s.slots
+			case <-time.After(guard):
+				<-s.slots // let the stuck check finish
+				t.Fatal("Check kept waiting for a slot after its context ended")
+			}
+			ok, err := r.ok, r.err
+			if !errors.Is(err, tt.want) {
+				t.Errorf("Check error = %v, want %v", err, tt.want)
+			}
+			if ok {
+				t.Error("Check = true for a context that ended while waiting")
+			}
+			if len(s.slots) != 0 {
+				t.Error("a refused check left a slot taken")
+			}
+		})
+	}
+
+	// Waiting for a slot, then checking once it is free.
+	s.slots <- struct{}{}
+	done := make(chan bool, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		ok, err := s.Check(ctx, Owner, pw)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- ok
+	}()
+	select {
+	case <-done:
+		t.Fatal("Check ran while the only slot was held")
+	default:
+	}
+	<-s.slots
+	if ok := <-done; !ok {
+		t.Error("Check waiting for a slot returned false for the right password")
+	}
+	if len(s.slots) != 0 {
+		t.Error("slot not released after the check")
+	}
+}
