@@ -95,6 +95,11 @@ func TestGetAckBeforeAnyAck(t *testing.T) {
 func TestLoginErrors(t *testing.T) {
 	s := startServer(t, "", serverOpts{})
 	big := `{"user":"owner","pass":"` + strings.Repeat("a", 5000) + `"}`
+	// The limit is 4 KiB: 4096 bytes pass, 4097 do not.
+	sized := func(n int) string {
+		const head, tail = `{"user":"owner","pass":"`, `"}`
+		return head + strings.Repeat("a", n-len(head)-len(tail)) + tail
+	}
 	tests := []struct {
 		name    string
 		body    string
@@ -121,6 +126,8 @@ func TestLoginErrors(t *testing.T) {
 		{"form content type", `{"user":"owner","pass":"p"}`, []string{"Content-Type: application/x-www-form-urlencoded"}, 415, "Content-Type must be application/json"},
 		{"text content type", `{"user":"owner","pass":"p"}`, []string{"Content-Type: text/plain"}, 415, "Content-Type must be application/json"},
 		{"body too large", big, []string{jsonCT}, 413, "request entity too large"},
+		{"body of 4096 bytes", sized(4096), []string{jsonCT}, 401, "wrong user or password"},
+		{"body of 4097 bytes", sized(4097), []string{jsonCT}, 413, "request entity too large"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -85,18 +85,22 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", token.DefaultTTL, specs[3].usage)
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", specs[4].usage)
 
-	for _, s := range specs {
-		if v, ok := env(s.env); ok {
-			if err := fs.Set(s.name, v); err != nil {
-				return Config{}, fmt.Errorf("%s=%q: %w", s.env, v, err)
-			}
-		}
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			Usage(out, fs, specs)
 		}
 		return Config{}, err
+	}
+	// Variables fill in only what the command line left unset, so a flag
+	// wins even over a variable that would not parse.
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range specs {
+		if v, ok := env(s.env); ok && !given[s.name] {
+			if err := fs.Set(s.name, v); err != nil {
+				return Config{}, fmt.Errorf("%s=%q: %w", s.env, v, err)
+			}
+		}
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q (see camd --help)", fs.Arg(0))
@@ -113,18 +117,18 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 // Validate checks the values that flags and variables can get wrong.
 func (c Config) Validate() error {
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
-		return fmt.Errorf("listen address %q: want host:port, such as :8080 or 127.0.0.1:8080", c.Listen)
+		return fmt.Errorf("--listen %q (CAMD_LISTEN): want host:port, such as :8080 or 127.0.0.1:8080", c.Listen)
 	}
 	if c.DataDir == "" {
-		return errors.New("data directory must not be empty")
+		return errors.New("--data-dir (CAMD_DATA_DIR) must not be empty")
 	}
 	if c.TokenTTL < MinTokenTTL || c.TokenTTL > MaxTokenTTL {
-		return fmt.Errorf("token ttl %v: must be between %v and %v", c.TokenTTL, MinTokenTTL, MaxTokenTTL)
+		return fmt.Errorf("--token-ttl %v (CAMD_TOKEN_TTL): must be between %v and %v", c.TokenTTL, MinTokenTTL, MaxTokenTTL)
 	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
-		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
+		return fmt.Errorf("--log-format %q (CAMD_LOG_FORMAT): want text or json", c.LogFormat)
 	}
 	return nil
 }

@@ -112,6 +112,8 @@ func TestParse(t *testing.T) {
 		{name: "ttl at the minimum", args: []string{"--token-ttl=1m"}, sys: bareSystem, want: with(func(c *config.Config) { c.TokenTTL = time.Minute })},
 		{name: "ttl at the maximum", args: []string{"--token-ttl=24h"}, sys: bareSystem, want: with(func(c *config.Config) { c.TokenTTL = 24 * time.Hour })},
 		{name: "flags end at --", args: []string{"--listen=:1", "--"}, sys: bareSystem, want: with(func(c *config.Config) { c.Listen = ":1" })},
+		{name: "flag wins over a variable that would not parse", args: []string{"--token-ttl=5m"}, env: map[string]string{"CAMD_TOKEN_TTL": "bogus"}, sys: bareSystem, want: with(func(c *config.Config) { c.TokenTTL = 5 * time.Minute })},
+		{name: "flag wins over an invalid variable", args: []string{"--log-format=json"}, env: map[string]string{"CAMD_LOG_FORMAT": "xml"}, sys: bareSystem, want: with(func(c *config.Config) { c.LogFormat = "json" })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,7 +206,8 @@ func TestParseHelp(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"-help"}, {"--listen=:1", "--help"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var out bytes.Buffer
-			got, err := config.Parse("serve", args, envOf(nil), bareSystem, &out)
+			// Help is printed even when a variable would not parse.
+			got, err := config.Parse("serve", args, envOf(map[string]string{"CAMD_TOKEN_TTL": "bogus"}), bareSystem, &out)
 			if !errors.Is(err, flag.ErrHelp) {
 				t.Fatalf("Parse error = %v, want flag.ErrHelp", err)
 			}
@@ -239,13 +242,13 @@ func TestValidate(t *testing.T) {
 		{name: "named port", change: func(c *config.Config) { c.Listen = "localhost:http" }},
 		{name: "min ttl", change: func(c *config.Config) { c.TokenTTL = config.MinTokenTTL }},
 		{name: "max ttl", change: func(c *config.Config) { c.TokenTTL = config.MaxTokenTTL }},
-		{name: "ttl below min", change: func(c *config.Config) { c.TokenTTL = config.MinTokenTTL - time.Nanosecond }, wantErr: "token ttl"},
-		{name: "ttl above max", change: func(c *config.Config) { c.TokenTTL = config.MaxTokenTTL + time.Nanosecond }, wantErr: "token ttl"},
-		{name: "zero ttl", change: func(c *config.Config) { c.TokenTTL = 0 }, wantErr: "token ttl"},
-		{name: "empty data dir", change: func(c *config.Config) { c.DataDir = "" }, wantErr: "data directory"},
+		{name: "ttl below min", change: func(c *config.Config) { c.TokenTTL = config.MinTokenTTL - time.Nanosecond }, wantErr: "--token-ttl"},
+		{name: "ttl above max", change: func(c *config.Config) { c.TokenTTL = config.MaxTokenTTL + time.Nanosecond }, wantErr: "--token-ttl"},
+		{name: "zero ttl", change: func(c *config.Config) { c.TokenTTL = 0 }, wantErr: "--token-ttl"},
+		{name: "empty data dir", change: func(c *config.Config) { c.DataDir = "" }, wantErr: "--data-dir (CAMD_DATA_DIR)"},
 		{name: "empty listen", change: func(c *config.Config) { c.Listen = "" }, wantErr: "listen"},
 		{name: "too many colons", change: func(c *config.Config) { c.Listen = "::1:80" }, wantErr: "listen"},
-		{name: "empty log format", change: func(c *config.Config) { c.LogFormat = "" }, wantErr: "log format"},
+		{name: "empty log format", change: func(c *config.Config) { c.LogFormat = "" }, wantErr: "--log-format"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

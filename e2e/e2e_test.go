@@ -361,7 +361,7 @@ func TestCLI(t *testing.T) {
 		{"serve help", []string{"serve", "-h"}, 0, []string{"CAMD_LISTEN"}},
 		{"unknown command", []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`}},
 		{"unknown flag", []string{"--nope"}, 2, []string{"flag provided but not defined: -nope"}},
-		{"bad ttl", []string{"--token-ttl", "10s", "--data-dir", t.TempDir()}, 2, []string{"token ttl 10s: must be between 1m0s and 24h0m0s"}},
+		{"bad ttl", []string{"--token-ttl", "10s", "--data-dir", t.TempDir()}, 2, []string{"--token-ttl 10s (CAMD_TOKEN_TTL): must be between 1m0s and 24h0m0s"}},
 		{"unwritable data dir", []string{"--data-dir", "/proc/camd-e2e", "--listen", "127.0.0.1:0"}, 1, []string{"/proc/camd-e2e"}},
 	}
 	for _, tc := range tests {

@@ -33,7 +33,7 @@ func TestPasswdTerminal(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(bin, "passwd", "--data-dir", dir)
+			cmd := exec.Command(camd(t), "passwd", "--data-dir", dir)
 			tty, err := pty.Start(cmd)
 			if err != nil {
 				t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,8 +22,13 @@ import (
 	"time"
 )
 
-// bin is the camd binary built once for the whole package.
-var bin string
+// binDir holds the camd binary, built once for the whole package.
+var (
+	binDir    string
+	buildOnce sync.Once
+	bin       string
+	buildErr  error
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "camd-e2e-")
@@ -30,16 +36,51 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin = filepath.Join(dir, "camd")
-	build := exec.Command("go", "build", "-o", bin, "camd")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build camd:", err)
-		os.Exit(1)
-	}
+	binDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// camd builds the binary on first use. It runs inside a test, after go test
+// starts recording which files the tests read (see readSources).
+func camd(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if buildErr = readSources(".."); buildErr != nil {
+			return
+		}
+		bin = filepath.Join(binDir, "camd")
+		out, err := exec.Command("go", "build", "-o", bin, "camd").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("build camd: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return bin
+}
+
+// readSources reads every Go source and module file of camd. The binary is
+// built by a subprocess, so without this go test would not know these tests
+// depend on the sources and would replay a cached pass after a change.
+func readSources(root string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum" {
+			_, err = os.ReadFile(path)
+		}
+		return err
+	})
 }
 
 // proc is one running camd.
@@ -94,7 +135,7 @@ func tryStart(t *testing.T, dataDir string, extra ...string) (*proc, error) {
 			env = append(env, e)
 		}
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(camd(t), args...)
 	cmd.Env = env
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
@@ -231,7 +272,7 @@ func basicAuth(user, pass string) string {
 // and combined output.
 func run(t *testing.T, stdin string, args ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(camd(t), args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

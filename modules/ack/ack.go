@@ -27,7 +27,7 @@ func Info() app.ModuleInfo {
 var _ app.Module = (*Module)(nil)
 
 // BodyLimit caps an ack body: {"count": N} needs a few dozen bytes.
-const BodyLimit = "4K"
+const BodyLimit = "4KiB"
 
 // Module is the ack endpoint.
 type Module struct {

@@ -25,7 +25,7 @@ func Info() app.ModuleInfo {
 var _ app.Module = (*Module)(nil)
 
 // BodyLimit caps a login body: user and password fit in far less.
-const BodyLimit = "4K"
+const BodyLimit = "4KiB"
 
 // Module is the login endpoint.
 type Module struct {

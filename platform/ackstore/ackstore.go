@@ -47,7 +47,11 @@ func Open(dir datadir.Dir, log *slog.Logger, now func() time.Time) (*Store, erro
 		return nil, fmt.Errorf("open ack store %s: %w", s.path, err)
 	}
 	var a Ack
-	if err := json.Unmarshal(raw, &a); err != nil {
+	err = json.Unmarshal(raw, &a)
+	if err == nil && (a.User == "" || a.AckedAt.IsZero()) {
+		err = errors.New("not a recorded ack: user or acked_at missing")
+	}
+	if err != nil {
 		bad, mvErr := atomicfile.MoveAside(s.path, now())
 		if mvErr != nil {
 			return nil, fmt.Errorf("open ack store: %w", mvErr)

@@ -202,6 +202,10 @@ func TestOpenDamaged(t *testing.T) {
 		{"negative count", []byte(`{"user":"owner","count":-1,"acked_at":"2024-01-01T00:00:00Z"}`)},
 		{"bad time", []byte(`{"user":"owner","count":1,"acked_at":"yesterday"}`)},
 		{"array", []byte(`[]`)},
+		{"null", []byte(`null`)},
+		{"empty object", []byte(`{}`)},
+		{"no user", []byte(`{"count":1,"acked_at":"2024-01-01T00:00:00Z"}`)},
+		{"no time", []byte(`{"user":"owner","count":1}`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -33,25 +34,49 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 // path does not exist yet. When it does, Create leaves it untouched and returns
 // an error matching fs.ErrExist: of several processes racing to create the same
 // file, exactly one wins and the others can read what it wrote.
+//
+// File systems without hard links (FAT, as on most SD cards) get a
+// check-then-rename instead: still atomic for readers, but exclusive only when
+// the racing callers hold a common lock, such as datadir.Lock.
 func Create(path string, data []byte, perm fs.FileMode) error {
 	tmp, err := writeTemp(path, data, perm)
 	if err != nil {
 		return err
 	}
+	defer os.Remove(tmp) // after a link the temp name is a second name to drop
 	// link(2) fails with EEXIST instead of replacing, unlike rename(2).
-	linkErr := os.Link(tmp, path)
-	os.Remove(tmp)
-	if linkErr != nil {
-		if errors.Is(linkErr, fs.ErrExist) {
-			return fmt.Errorf("atomicfile: create %s: %w", path, fs.ErrExist)
-		}
-		return fmt.Errorf("atomicfile: link into %s: %w", path, linkErr)
+	err = os.Link(tmp, path)
+	if err != nil && !errors.Is(err, fs.ErrExist) && Unsupported(err) {
+		err = renameIfAbsent(tmp, path)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("atomicfile: create %s: %w", path, fs.ErrExist)
+	}
+	if err != nil {
+		return fmt.Errorf("atomicfile: create %s: %w", path, err)
 	}
 	return SyncDir(filepath.Dir(path))
 }
 
+func renameIfAbsent(tmp, path string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fs.ErrExist
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Unsupported reports whether err says the file system cannot do the operation
+// at all (FAT answers EPERM to link and chmod), rather than that it failed.
+func Unsupported(err error) bool {
+	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) ||
+		errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS)
+}
+
 // writeTemp writes data to a fresh temporary file next to path, fsyncs it and
-// returns its name. The file has exactly perm, whatever the umask.
+// returns its name. The file has exactly perm, whatever the umask, where the
+// file system keeps Unix modes.
 func writeTemp(path string, data []byte, perm fs.FileMode) (name string, err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -68,8 +93,12 @@ func writeTemp(path string, data []byte, perm fs.FileMode) (name string, err err
 			os.Remove(name)
 		}
 	}()
-	if err := f.Chmod(perm); err != nil {
-		return "", fmt.Errorf("atomicfile: chmod %s: %w", name, err)
+	// CreateTemp made it 0600. A file system that keeps no Unix modes (FAT)
+	// refuses chmod; its mount options decide access, so carry on.
+	if perm != 0o600 {
+		if err := f.Chmod(perm); err != nil && !Unsupported(err) {
+			return "", fmt.Errorf("atomicfile: chmod %s: %w", name, err)
+		}
 	}
 	if _, err := f.Write(data); err != nil {
 		return "", fmt.Errorf("atomicfile: write %s: %w", name, err)

@@ -38,6 +38,7 @@ var (
 // Check reads the file every time: a hash costs far more than a small read,
 // and so a password set by `camd passwd` takes effect without a restart.
 type Store struct {
+	dir    datadir.Dir
 	path   string
 	params Params
 	// slots bounds how many hashes run at once, because each takes
@@ -48,7 +49,7 @@ type Store struct {
 // NewStore returns the store for dir, hashing new passwords with params and
 // running at most concurrency checks at once.
 func NewStore(dir datadir.Dir, params Params, concurrency int) *Store {
-	return &Store{path: dir.Join(FileName), params: params, slots: make(chan struct{}, max(concurrency, 1))}
+	return &Store{dir: dir, path: dir.Join(FileName), params: params, slots: make(chan struct{}, max(concurrency, 1))}
 }
 
 // Path returns the hash file's path.
@@ -85,6 +86,13 @@ func (s *Store) Set(password string) error {
 // the caller can show it once. If a hash exists already (or another process
 // just created one), it returns created false.
 func (s *Store) EnsureInitial() (initial string, created bool, err error) {
+	// The lock keeps creation exclusive where atomicfile.Create cannot
+	// rely on hard links (FAT).
+	unlock, err := s.dir.Lock()
+	if err != nil {
+		return "", false, fmt.Errorf("create initial owner password: %w", err)
+	}
+	defer unlock()
 	if _, err := os.Stat(s.path); err == nil {
 		return "", false, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {

@@ -134,7 +134,14 @@ func tighten(path string, log *slog.Logger) error {
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
 		if err := os.Chmod(path, 0o600); err != nil {
-			return fmt.Errorf("tighten secret %s: %w", path, err)
+			if !atomicfile.Unsupported(err) {
+				return fmt.Errorf("tighten secret %s: %w", path, err)
+			}
+			// FAT keeps no Unix modes; the mount options decide who can
+			// read the card. Refusing to start would not protect it.
+			log.Warn("signing secret file is readable by group or others and its file system cannot change that; restrict the mount (for FAT: fmask=0077)",
+				"path", path, "mode", perm.String(), "err", err)
+			return nil
 		}
 		log.Warn("signing secret file was readable by group or others; tightened it to 0600",
 			"path", path, "was", perm.String())
