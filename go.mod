@@ -3,6 +3,7 @@ module camd
 go 1.26.8
 
 require (
+	github.com/beevik/ntp v1.6.0
 	github.com/creack/pty v1.1.24
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/labstack/echo-jwt/v4 v4.4.0

@@ -1,0 +1,64 @@
+package ntpclock
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"camd/platform/atomicfile"
+)
+
+// LastGoodFileName is the last-known-good time's name in the data directory.
+const LastGoodFileName = "clock.lastgood"
+
+// lastGoodFile persists the last time the clock was trusted, so that a cam
+// rebooting without an RTC cannot be sent back before it.
+type lastGoodFile struct {
+	path string
+}
+
+// load returns the persisted time, or the zero time when there is none.
+func (f lastGoodFile) load() (time.Time, error) {
+	raw, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read %s: %w", f.path, err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(raw)))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("parse %s: %w", f.path, err)
+	}
+	return t, nil
+}
+
+func (f lastGoodFile) save(t time.Time) error {
+	return atomicfile.WriteFile(f.path, []byte(t.UTC().Format(time.RFC3339Nano)+"\n"), 0o600)
+}
+
+// saveLastGood writes the current time when it is trusted, at most every
+// PersistEvery unless final (shutdown). The floor rises with it.
+func (c *Clock) saveLastGood(final bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.trustedLocked() {
+		return
+	}
+	if !final && !c.saved.IsZero() && time.Since(c.saved) < c.cfg.PersistEvery {
+		return
+	}
+	now := c.nowLocked()
+	if err := c.lastGood.save(now); err != nil {
+		c.log.Error("could not persist the last-known-good time", "err", err)
+		return
+	}
+	c.saved = time.Now()
+	c.writes++
+	if now.After(c.floor) {
+		c.floor = now
+	}
+}
