@@ -115,9 +115,9 @@ func reply(req []byte, b Behaviour, now time.Time) []byte {
 	}
 	copy(p[12:16], refID)
 	binary.BigEndian.PutUint64(p[16:], timestamp(now.Add(-time.Second))) // reference
-	copy(p[24:32], req[40:48])                                            // origin: the client's transmit
-	binary.BigEndian.PutUint64(p[32:], timestamp(now))                    // receive
-	binary.BigEndian.PutUint64(p[40:], timestamp(now))                    // transmit
+	copy(p[24:32], req[40:48])                                           // origin: the client's transmit
+	binary.BigEndian.PutUint64(p[32:], timestamp(now))                   // receive
+	binary.BigEndian.PutUint64(p[40:], timestamp(now))                   // transmit
 	return p
 }
 
