@@ -19,8 +19,12 @@ import (
 	_ "camd/modules/standard"
 )
 
-// version is stamped at build time: go build -ldflags "-X main.version=v1.2.3".
-var version = ""
+// version and buildTime are stamped at build time:
+//
+//	go build -ldflags "-X main.version=v1.2.3 -X main.buildTime=2026-11-28T12:00:00Z"
+//
+// No clock reading before buildTime is trusted.
+var version, buildTime = "", ""
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -60,7 +64,7 @@ func run(ctx context.Context, args []string) int {
 		return 0
 	}
 	log := newLogger(cfg.LogFormat, os.Stderr)
-	a, err := app.New(cfg, app.Options{Log: log, Stderr: os.Stderr, Version: buildVersion()})
+	a, err := app.New(cfg, app.Options{Log: log, Stderr: os.Stderr, Version: buildVersion(), BuildTime: buildTime})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

@@ -22,6 +22,7 @@ import (
 	"camd/platform/ackstore"
 	"camd/platform/clock"
 	"camd/platform/datadir"
+	"camd/platform/ntpclock"
 	"camd/platform/password"
 	"camd/platform/secret"
 	"camd/token"
@@ -38,7 +39,6 @@ type Deps struct {
 	Owner   *password.Store
 	Acks    *ackstore.Store
 	Version string
-	Started time.Time
 }
 
 // Options are the host's inputs besides Config.
@@ -47,8 +47,12 @@ type Options struct {
 	Registry *Registry
 	// Log receives every log line; nil discards them.
 	Log *slog.Logger
-	// Clock tells the time; nil means the system clock.
+	// Clock tells the time; nil means the NTP-disciplined clock that
+	// cfg describes.
 	Clock clock.Clock
+	// BuildTime is the RFC 3339 build stamp (may be empty); no reading
+	// before it is trusted.
+	BuildTime string
 	// Stderr is where the initial owner password is printed, once.
 	Stderr io.Writer
 	// Version is reported by /healthz and the logs.
@@ -75,7 +79,13 @@ type App struct {
 	cfg    config.Config
 	log    *slog.Logger
 	echo   *echo.Echo
+	clock  clock.Clock
 	server *http.Server
+}
+
+// runner is a clock with work of its own: syncing, persisting its floor.
+type runner interface {
+	Run(ctx context.Context)
 }
 
 // New opens the platform and provisions every module. It fails, naming the
@@ -88,10 +98,6 @@ func New(cfg config.Config, opt Options) (*App, error) {
 	log := opt.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	clk := opt.Clock
-	if clk == nil {
-		clk = clock.System{}
 	}
 	reg := opt.Registry
 	if reg == nil {
@@ -109,6 +115,20 @@ func New(cfg config.Config, opt Options) (*App, error) {
 	dir, err := datadir.Open(cfg.DataDir)
 	if err != nil {
 		return nil, err
+	}
+	clk := opt.Clock
+	if clk == nil {
+		if clk, err = ntpclock.New(ntpclock.Config{
+			Mode:           cfg.ClockMode,
+			Servers:        cfg.Servers(),
+			Interval:       cfg.NTPInterval,
+			SetSystemClock: cfg.SetSystemClock,
+			Floor:          clock.BuildFloor(opt.BuildTime),
+			Dir:            dir,
+			Log:            log.With("module", "clock"),
+		}); err != nil {
+			return nil, err
+		}
 	}
 	var key []byte
 	if cfg.SecretFile != "" {
@@ -142,7 +162,6 @@ func New(cfg config.Config, opt Options) (*App, error) {
 	}
 
 	e := newEcho(log)
-	started := clk.Now()
 	for _, info := range reg.Modules() {
 		m := info.New()
 		d := Deps{
@@ -154,14 +173,13 @@ func New(cfg config.Config, opt Options) (*App, error) {
 			Owner:   owner,
 			Acks:    acks,
 			Version: opt.Version,
-			Started: started,
 		}
 		if err := m.Provision(d); err != nil {
 			return nil, fmt.Errorf("provision module %q: %w", info.ID, err)
 		}
 	}
 
-	a := &App{cfg: cfg, log: log, echo: e}
+	a := &App{cfg: cfg, log: log, echo: e, clock: clk}
 	a.server = &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -205,6 +223,17 @@ func (a *App) ListenAndServe(ctx context.Context) error {
 // accepting, lets in-flight requests finish (up to shutdownTimeout) and
 // returns nil.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	// The clock runs for as long as the server does, and stops after it so
+	// that its last-known-good time is written at shutdown.
+	clockCtx, stopClock := context.WithCancel(context.Background())
+	clockDone := make(chan struct{})
+	if r, ok := a.clock.(runner); ok {
+		go func() { r.Run(clockCtx); close(clockDone) }()
+	} else {
+		close(clockDone)
+	}
+	defer func() { stopClock(); <-clockDone }()
+
 	a.log.Info("listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- a.server.Serve(ln) }()

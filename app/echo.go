@@ -93,7 +93,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				msg = strings.ToLower(http.StatusText(status))
 			}
 		}
-		if status >= http.StatusInternalServerError {
+		// Log what went wrong inside camd; a deliberate 503 (clock not
+		// synchronized) is in the access log already.
+		if he == nil || he.Internal != nil || status == http.StatusInternalServerError {
 			log.Error("request failed", "id", requestID(c), "status", status, "err", err)
 		}
 		if c.Request().Method == http.MethodHead {

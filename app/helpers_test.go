@@ -71,7 +71,9 @@ type serverOpts struct {
 }
 
 func defaultConfig(dataDir string) config.Config {
-	return config.Config{Listen: "127.0.0.1:0", DataDir: dataDir, TokenTTL: time.Hour, LogFormat: "text"}
+	// --clock system: the tests send no NTP traffic unless they ask for it.
+	return config.Config{Listen: "127.0.0.1:0", DataDir: dataDir, TokenTTL: time.Hour, LogFormat: "text",
+		ClockMode: "system", NTPInterval: time.Hour}
 }
 
 // startServer provisions camd in a fresh data directory (or the one given)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,22 @@ type Config struct {
 	SecretFile string        // secret provided from outside; empty means DataDir/secret.bin
 	TokenTTL   time.Duration // lifetime of login tokens
 	LogFormat  string        // "text" or "json"
+
+	ClockMode      string        // "auto", "ntp" or "system": when time is trusted
+	NTPServers     string        // comma list of host or host:port; see Servers
+	NTPInterval    time.Duration // between NTP syncs once synced
+	SetSystemClock bool          // also set the OS clock after each sync
+}
+
+// Servers returns NTPServers as a list.
+func (c Config) Servers() []string {
+	var out []string
+	for _, s := range strings.Split(c.NTPServers, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Token lifetimes outside these bounds are refused: shorter is unusable,
@@ -31,6 +48,16 @@ const (
 	MinTokenTTL = time.Minute
 	MaxTokenTTL = 24 * time.Hour
 )
+
+// NTP intervals outside these bounds are refused: more often is abuse of
+// public servers, less often lets the clock drift for days.
+const (
+	MinNTPInterval = time.Minute
+	MaxNTPInterval = 24 * time.Hour
+)
+
+// DefaultNTPServers is the public NTP pool.
+const DefaultNTPServers = "0.pool.ntp.org,1.pool.ntp.org,2.pool.ntp.org,3.pool.ntp.org"
 
 // Env looks up an environment variable; os.LookupEnv in production.
 type Env func(key string) (string, bool)
@@ -78,12 +105,20 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 		{"secret-file", "CAMD_SECRET_FILE", "use this 32-byte signing secret instead of DATA_DIR/secret.bin; it is never written"},
 		{"token-ttl", "CAMD_TOKEN_TTL", fmt.Sprintf("lifetime of login tokens, %v to %v", MinTokenTTL, MaxTokenTTL)},
 		{"log-format", "CAMD_LOG_FORMAT", "log format: text or json"},
+		{"clock", "CAMD_CLOCK", "when time is trusted: auto (system clock if later than the build and last-known-good time, NTP once synced), ntp (only after an NTP sync) or system (no NTP traffic, for containers)"},
+		{"ntp-servers", "CAMD_NTP_SERVERS", "NTP servers, a comma list of host or host:port"},
+		{"ntp-interval", "CAMD_NTP_INTERVAL", fmt.Sprintf("time between NTP syncs once synced (with jitter), %v to %v", MinNTPInterval, MaxNTPInterval)},
+		{"set-system-clock", "CAMD_SET_SYSTEM_CLOCK", "also set the OS clock after each NTP sync; needs root or CAP_SYS_TIME"},
 	}
 	fs.StringVar(&cfg.Listen, "listen", ":8080", specs[0].usage)
 	fs.StringVar(&cfg.DataDir, "data-dir", "", specs[1].usage)
 	fs.StringVar(&cfg.SecretFile, "secret-file", "", specs[2].usage)
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", token.DefaultTTL, specs[3].usage)
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", specs[4].usage)
+	fs.StringVar(&cfg.ClockMode, "clock", "auto", specs[5].usage)
+	fs.StringVar(&cfg.NTPServers, "ntp-servers", DefaultNTPServers, specs[6].usage)
+	fs.DurationVar(&cfg.NTPInterval, "ntp-interval", time.Hour, specs[7].usage)
+	fs.BoolVar(&cfg.SetSystemClock, "set-system-clock", false, specs[8].usage)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -129,6 +164,49 @@ func (c Config) Validate() error {
 	case "text", "json":
 	default:
 		return fmt.Errorf("--log-format %q (CAMD_LOG_FORMAT): want text or json", c.LogFormat)
+	}
+	switch c.ClockMode {
+	case "auto", "ntp", "system":
+	default:
+		return fmt.Errorf("--clock %q (CAMD_CLOCK): want auto, ntp or system", c.ClockMode)
+	}
+	if c.ClockMode != "system" {
+		servers := c.Servers()
+		if len(servers) == 0 {
+			return fmt.Errorf("--ntp-servers (CAMD_NTP_SERVERS) is empty: --clock %s needs at least one", c.ClockMode)
+		}
+		for _, s := range servers {
+			if err := checkServer(s); err != nil {
+				return fmt.Errorf("--ntp-servers (CAMD_NTP_SERVERS) %q: %w", s, err)
+			}
+		}
+		if c.NTPInterval < MinNTPInterval || c.NTPInterval > MaxNTPInterval {
+			return fmt.Errorf("--ntp-interval %v (CAMD_NTP_INTERVAL): must be between %v and %v", c.NTPInterval, MinNTPInterval, MaxNTPInterval)
+		}
+	} else if c.SetSystemClock {
+		return errors.New("--set-system-clock (CAMD_SET_SYSTEM_CLOCK) needs NTP: it cannot be used with --clock system")
+	}
+	return nil
+}
+
+// checkServer accepts what the NTP client does: host, host:port, an IPv6
+// address, or [IPv6]:port, with a port from 1 to 65535.
+func checkServer(s string) error {
+	if net.ParseIP(s) != nil {
+		return nil
+	}
+	host, port := s, ""
+	if strings.Contains(s, ":") {
+		var err error
+		if host, port, err = net.SplitHostPort(s); err != nil {
+			return errors.New("want host or host:port")
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q: want 1 to 65535", port)
+		}
+	}
+	if host == "" || strings.ContainsAny(host, " /\\@?#") {
+		return errors.New("want host or host:port")
 	}
 	return nil
 }

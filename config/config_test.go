@@ -38,20 +38,28 @@ func fakeSystem(mounts, dirs []string) config.System {
 
 var (
 	bareSystem = fakeSystem(nil, nil)
-	defaults   = config.Config{Listen: ":8080", DataDir: "./camd-data", TokenTTL: time.Hour, LogFormat: "text"}
+	defaults   = config.Config{Listen: ":8080", DataDir: "./camd-data", TokenTTL: time.Hour, LogFormat: "text",
+		ClockMode: "auto", NTPServers: config.DefaultNTPServers, NTPInterval: time.Hour}
 )
 
 func TestParse(t *testing.T) {
 	allEnv := map[string]string{
-		"CAMD_LISTEN":      "127.0.0.1:9000",
-		"CAMD_DATA_DIR":    "/var/lib/camd",
-		"CAMD_SECRET_FILE": "/run/secrets/camd",
-		"CAMD_TOKEN_TTL":   "30m",
-		"CAMD_LOG_FORMAT":  "json",
+		"CAMD_LISTEN":           "127.0.0.1:9000",
+		"CAMD_DATA_DIR":         "/var/lib/camd",
+		"CAMD_SECRET_FILE":      "/run/secrets/camd",
+		"CAMD_TOKEN_TTL":        "30m",
+		"CAMD_LOG_FORMAT":       "json",
+		"CAMD_CLOCK":            "ntp",
+		"CAMD_NTP_SERVERS":      "127.0.0.1:11123, ntp.example:123",
+		"CAMD_NTP_INTERVAL":     "30m",
+		"CAMD_SET_SYSTEM_CLOCK": "true",
 	}
-	fromAllEnv := config.Config{Listen: "127.0.0.1:9000", DataDir: "/var/lib/camd", SecretFile: "/run/secrets/camd", TokenTTL: 30 * time.Minute, LogFormat: "json"}
-	allFlags := []string{"--listen=[::1]:7000", "--data-dir", "/data", "-secret-file=/s.bin", "--token-ttl", "2h", "--log-format=text"}
-	fromAllFlags := config.Config{Listen: "[::1]:7000", DataDir: "/data", SecretFile: "/s.bin", TokenTTL: 2 * time.Hour, LogFormat: "text"}
+	fromAllEnv := config.Config{Listen: "127.0.0.1:9000", DataDir: "/var/lib/camd", SecretFile: "/run/secrets/camd", TokenTTL: 30 * time.Minute, LogFormat: "json",
+		ClockMode: "ntp", NTPServers: "127.0.0.1:11123, ntp.example:123", NTPInterval: 30 * time.Minute, SetSystemClock: true}
+	allFlags := []string{"--listen=[::1]:7000", "--data-dir", "/data", "-secret-file=/s.bin", "--token-ttl", "2h", "--log-format=text",
+		"--clock=system", "--ntp-servers=[::1]:123", "--ntp-interval=2h", "--set-system-clock=false"}
+	fromAllFlags := config.Config{Listen: "[::1]:7000", DataDir: "/data", SecretFile: "/s.bin", TokenTTL: 2 * time.Hour, LogFormat: "text",
+		ClockMode: "system", NTPServers: "[::1]:123", NTPInterval: 2 * time.Hour}
 
 	with := func(f func(c *config.Config)) config.Config {
 		c := defaults
@@ -218,6 +226,8 @@ func TestParseHelp(t *testing.T) {
 			for _, want := range []string{
 				"--listen", "--data-dir", "--secret-file", "--token-ttl", "--log-format",
 				"CAMD_LISTEN", "CAMD_DATA_DIR", "CAMD_SECRET_FILE", "CAMD_TOKEN_TTL", "CAMD_LOG_FORMAT",
+				"--clock", "CAMD_CLOCK", "--ntp-servers", "CAMD_NTP_SERVERS", "--ntp-interval", "CAMD_NTP_INTERVAL",
+				"--set-system-clock", "CAMD_SET_SYSTEM_CLOCK", "(default auto)", "0.pool.ntp.org",
 				"(default :8080)", "(default 1h0m0s)", "(default text)",
 				"camd passwd", "camd version",
 			} {
@@ -230,7 +240,7 @@ func TestParseHelp(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	ok := config.Config{Listen: ":8080", DataDir: "/d", TokenTTL: time.Hour, LogFormat: "text"}
+	ok := config.Config{Listen: ":8080", DataDir: "/d", TokenTTL: time.Hour, LogFormat: "text", ClockMode: "auto", NTPServers: "127.0.0.1:11123", NTPInterval: time.Hour}
 	tests := []struct {
 		name    string
 		change  func(c *config.Config)
@@ -249,6 +259,24 @@ func TestValidate(t *testing.T) {
 		{name: "empty listen", change: func(c *config.Config) { c.Listen = "" }, wantErr: "listen"},
 		{name: "too many colons", change: func(c *config.Config) { c.Listen = "::1:80" }, wantErr: "listen"},
 		{name: "empty log format", change: func(c *config.Config) { c.LogFormat = "" }, wantErr: "--log-format"},
+		{name: "clock ntp", change: func(c *config.Config) { c.ClockMode = "ntp" }},
+		{name: "clock system needs no servers", change: func(c *config.Config) { c.ClockMode = "system"; c.NTPServers = "" }},
+		{name: "clock bad", change: func(c *config.Config) { c.ClockMode = "rtc" }, wantErr: "--clock \"rtc\" (CAMD_CLOCK)"},
+		{name: "no servers", change: func(c *config.Config) { c.NTPServers = " , " }, wantErr: "--ntp-servers (CAMD_NTP_SERVERS) is empty"},
+		{name: "server ipv6 bare", change: func(c *config.Config) { c.NTPServers = "::1" }},
+		{name: "server ipv6 port", change: func(c *config.Config) { c.NTPServers = "[::1]:11123" }},
+		{name: "server host port", change: func(c *config.Config) { c.NTPServers = "a.example:123,b.example" }},
+		{name: "server port zero", change: func(c *config.Config) { c.NTPServers = "a.example:0" }, wantErr: `"a.example:0": port "0"`},
+		{name: "server port too big", change: func(c *config.Config) { c.NTPServers = "a.example:70000" }, wantErr: `port "70000"`},
+		{name: "server port not a number", change: func(c *config.Config) { c.NTPServers = "a.example:ntp" }, wantErr: `port "ntp"`},
+		{name: "server empty host", change: func(c *config.Config) { c.NTPServers = ":123" }, wantErr: "want host or host:port"},
+		{name: "server url", change: func(c *config.Config) { c.NTPServers = "ntp://a.example" }, wantErr: `port "//a.example"`},
+		{name: "server with space", change: func(c *config.Config) { c.NTPServers = "a b" }, wantErr: "want host or host:port"},
+		{name: "interval min", change: func(c *config.Config) { c.NTPInterval = config.MinNTPInterval }},
+		{name: "interval below min", change: func(c *config.Config) { c.NTPInterval = 59 * time.Second }, wantErr: "--ntp-interval 59s (CAMD_NTP_INTERVAL)"},
+		{name: "interval above max", change: func(c *config.Config) { c.NTPInterval = 25 * time.Hour }, wantErr: "--ntp-interval"},
+		{name: "set system clock with ntp", change: func(c *config.Config) { c.SetSystemClock = true }},
+		{name: "set system clock with system", change: func(c *config.Config) { c.ClockMode = "system"; c.SetSystemClock = true }, wantErr: "--set-system-clock (CAMD_SET_SYSTEM_CLOCK) needs NTP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

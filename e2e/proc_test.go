@@ -126,7 +126,8 @@ func start(t *testing.T, dataDir string, extra ...string) *proc {
 // tryStart is start for callers that expect the start to fail.
 func tryStart(t *testing.T, dataDir string, extra ...string) (*proc, error) {
 	t.Helper()
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir", dataDir}
+	// --clock system unless the test says otherwise: no NTP traffic.
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir", dataDir, "--clock", "system"}
 	env := os.Environ()
 	for _, e := range extra {
 		if strings.HasPrefix(e, "-") {

@@ -2,12 +2,17 @@ package token
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	echojwt "github.com/labstack/echo-jwt/v4"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"camd/platform/clock"
 )
 
 // Realm is the realm named in Bearer challenges.
@@ -34,11 +39,37 @@ func (a *Authority) Bearer() (echo.MiddlewareFunc, error) {
 		},
 		ErrorHandler: bearerError,
 	}
-	mw, err := cfg.ToMiddleware()
+	verify, err := cfg.ToMiddleware()
 	if err != nil {
 		return nil, err
 	}
-	return mw, nil
+	trusted := a.RequireTrustedClock()
+	return func(next echo.HandlerFunc) echo.HandlerFunc { return trusted(verify(next)) }, nil
+}
+
+// RequireTrustedClock answers 503 {"error":"clock not synchronized"} with
+// Retry-After while the clock is not trusted: neither issuing a token nor
+// judging one's exp means anything then.
+func (a *Authority) RequireTrustedClock() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if a.clock.Trusted() {
+				return next(c)
+			}
+			c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(retryAfter(a.clock.Status(), a.clock.Now())))
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "clock not synchronized")
+		}
+	}
+}
+
+// retryAfter is the seconds until the clock's next sync attempt, within
+// [1, 300]; 10 when none is planned.
+func retryAfter(st clock.Status, now time.Time) int {
+	if st.NextSync.IsZero() {
+		return 10
+	}
+	secs := int(math.Ceil(st.NextSync.Sub(now).Seconds()))
+	return min(max(secs, 1), 300)
 }
 
 // FromContext returns the claims the Bearer middleware verified for c.

@@ -25,13 +25,14 @@ var _ app.Module = (*Module)(nil)
 // Module is the health endpoint.
 type Module struct {
 	version string
-	started time.Time
+	started time.Time // with a monotonic reading
 	clock   clock.Clock
 }
 
 // Provision mounts GET /healthz.
 func (m *Module) Provision(d app.Deps) error {
-	m.version, m.started, m.clock = d.Version, d.Started, d.Clock
+	m.version, m.clock = d.Version, d.Clock
+	m.started = time.Now() // uptime is measured on the monotonic clock, not camd's time
 	d.Echo.GET("/healthz", m.health)
 	return nil
 }
@@ -39,15 +40,45 @@ func (m *Module) Provision(d app.Deps) error {
 // status is deliberately small: anyone can read it, so it says nothing about
 // the secret, the password or the clients.
 type status struct {
-	Status        string `json:"status"`
-	Version       string `json:"version"`
-	UptimeSeconds int64  `json:"uptime_seconds"`
+	Status        string      `json:"status"`
+	Version       string      `json:"version"`
+	UptimeSeconds int64       `json:"uptime_seconds"`
+	Clock         clockStatus `json:"clock"`
+}
+
+// clockStatus is clock.Status as JSON; times are RFC 3339, absent ones null.
+type clockStatus struct {
+	Mode     string     `json:"mode"`
+	Trusted  bool       `json:"trusted"`
+	Synced   bool       `json:"synced"`
+	LastSync *time.Time `json:"last_sync"`
+	OffsetMS float64    `json:"offset_ms"`
+	Server   string     `json:"server"`
+	NextSync *time.Time `json:"next_sync"`
+}
+
+func timeOrNull(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }
 
 func (m *Module) health(c echo.Context) error {
+	st := m.clock.Status()
 	return c.JSON(http.StatusOK, status{
 		Status:        "ok",
 		Version:       m.version,
-		UptimeSeconds: int64(m.clock.Now().Sub(m.started).Seconds()),
+		UptimeSeconds: int64(time.Since(m.started).Seconds()),
+		Clock: clockStatus{
+			Mode:     st.Mode,
+			Trusted:  st.Trusted,
+			Synced:   st.Synced,
+			LastSync: timeOrNull(st.LastSync),
+			OffsetMS: float64(st.Offset) / float64(time.Millisecond),
+			Server:   st.Server,
+			NextSync: timeOrNull(st.NextSync),
+		},
 	})
 }
