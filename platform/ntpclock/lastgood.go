@@ -41,21 +41,23 @@ func (f lastGoodFile) save(t time.Time) error {
 }
 
 // saveLastGood writes the current time when it is trusted, at most every
-// PersistEvery unless final (shutdown). The floor rises with it.
+// PersistEvery unless final (shutdown, or a floor just lowered). The floor
+// rises with it. The file is written outside the lock, so Now never waits
+// on flash.
 func (c *Clock) saveLastGood(final bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.trustedLocked() {
+	c.mu.RLock()
+	due := final || c.saved.IsZero() || time.Since(c.saved) >= c.cfg.PersistEvery
+	trusted, now := c.trustedLocked(), c.nowLocked()
+	c.mu.RUnlock()
+	if !trusted || !due {
 		return
 	}
-	if !final && !c.saved.IsZero() && time.Since(c.saved) < c.cfg.PersistEvery {
-		return
-	}
-	now := c.nowLocked()
 	if err := c.lastGood.save(now); err != nil {
 		c.log.Error("could not persist the last-known-good time", "err", err)
 		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.saved = time.Now()
 	c.writes++
 	if now.After(c.floor) {

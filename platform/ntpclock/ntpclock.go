@@ -220,6 +220,9 @@ func (c *Clock) Run(ctx context.Context) {
 			if syncTimer != nil {
 				syncTimer.Stop()
 			}
+			c.mu.Lock()
+			c.nextSync = time.Time{}
+			c.mu.Unlock()
 			c.saveLastGood(true)
 			return
 		case <-persist.C:

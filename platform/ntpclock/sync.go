@@ -33,9 +33,23 @@ type answer struct {
 // Sync queries every server once and, if the answers allow it, sets camd's
 // time from the best one.
 func (c *Clock) Sync(ctx context.Context) error {
+	lowered, err := c.sync(ctx)
+	if lowered {
+		// Persist the lowered floor now: a restart must not bring back
+		// the wrong one.
+		c.saveLastGood(true)
+	}
+	return err
+}
+
+// sync is Sync under the lock; it reports whether it lowered the floor.
+func (c *Clock) sync(ctx context.Context) (lowered bool, err error) {
+	if len(c.cfg.Servers) == 0 {
+		return false, errors.New("no NTP servers configured")
+	}
 	answers, errs := c.queryAll(ctx)
 	if len(answers) == 0 {
-		return fmt.Errorf("no usable NTP answer: %w", errors.Join(errs...))
+		return false, fmt.Errorf("no usable NTP answer: %w", errors.Join(errs...))
 	}
 	for _, err := range errs {
 		c.log.Info("NTP server not used", "err", err)
@@ -47,19 +61,20 @@ func (c *Clock) Sync(ctx context.Context) error {
 	defer c.mu.Unlock()
 	best, size, err := c.choose(answers, local)
 	if err != nil {
-		return err
+		return false, err
 	}
 	ref := local.Add(best.resp.ClockOffset).Round(0)
 	if ref.Before(c.floor) && size < 2 {
 		// Earlier than the last-known-good time: one server may be lying
 		// or misconfigured; it takes two that agree to move below it.
-		return fmt.Errorf("NTP server %s says %s, earlier than the last-known-good time %s",
+		return false, fmt.Errorf("NTP server %s says %s, earlier than the last-known-good time %s",
 			best.server, ref.Format(time.RFC3339), c.floor.Format(time.RFC3339))
 	}
 	if ref.Before(c.floor) {
 		c.log.Error("NTP servers agree on a time earlier than the last-known-good time; lowering the floor to the build time",
 			"ntp_time", ref, "last_known_good", c.floor)
 		c.floor = c.buildTime
+		lowered = true
 	}
 	c.synced, c.base, c.ref = true, mono, ref
 	c.offset, c.server, c.lastSync = best.resp.ClockOffset, best.server, ref
@@ -71,7 +86,7 @@ func (c *Clock) Sync(ctx context.Context) error {
 			c.log.Error("could not set the system clock", "err", err)
 		}
 	}
-	return nil
+	return lowered, nil
 }
 
 // queryAll asks every server at once and keeps the answers that pass
