@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string) int {
 		return 2
 	}
 	if cmd == "passwd" {
-		if err := app.Passwd(cfg, os.Stdin, os.Stderr); err != nil {
+		if err := app.Passwd(cfg, os.Stdin, os.Stderr, buildTime); err != nil {
 			fmt.Fprintf(os.Stderr, "camd passwd: %v\n", err)
 			return 1
 		}

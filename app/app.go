@@ -14,12 +14,14 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"camd/config"
 	"camd/platform/ackstore"
+	"camd/platform/clients"
 	"camd/platform/clock"
 	"camd/platform/datadir"
 	"camd/platform/ntpclock"
@@ -38,8 +40,15 @@ type Deps struct {
 	Tokens  *token.Authority
 	Owner   *password.Store
 	Acks    *ackstore.Store
-	Version string
+	Clients *clients.Store
+	// RotateSecret makes a new signing secret and switches to it; it
+	// fails with ErrExternalSecret when the secret comes from --secret-file.
+	RotateSecret func() error
+	Version      string
 }
+
+// ErrExternalSecret refuses rotation of a secret provided from outside.
+var ErrExternalSecret = errors.New("the signing secret is provided from outside (--secret-file); rotate it there")
 
 // Options are the host's inputs besides Config.
 type Options struct {
@@ -76,11 +85,12 @@ const (
 
 // App is a provisioned camd, ready to serve.
 type App struct {
-	cfg    config.Config
-	log    *slog.Logger
-	echo   *echo.Echo
-	clock  clock.Clock
-	server *http.Server
+	cfg     config.Config
+	log     *slog.Logger
+	echo    *echo.Echo
+	clock   clock.Clock
+	clients *clients.Store
+	server  *http.Server
 }
 
 // runner is a clock with work of its own: syncing, persisting its floor.
@@ -160,26 +170,67 @@ func New(cfg config.Config, opt Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	cls, err := clients.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	tokens.SetValidator(func(c *token.Claims) error {
+		if name, ok := c.Client(); ok {
+			if !cls.Valid(name, c.ID) {
+				return errors.New("client revoked")
+			}
+			return nil
+		}
+		nb, err := owner.NotBefore()
+		if err != nil {
+			return err
+		}
+		if c.IssuedAt == nil || c.IssuedAt.Time.Before(nb) {
+			return errors.New("issued before the last password change")
+		}
+		return nil
+	})
+	tokens.SetOnUse(func(ec echo.Context, c *token.Claims) {
+		if name, ok := c.Client(); ok {
+			cls.Used(name, ec.RealIP(), clk.Now())
+		}
+	})
+	rotate := func() error {
+		if cfg.SecretFile != "" {
+			return ErrExternalSecret
+		}
+		key, err := secret.Rotate(dir)
+		if err != nil {
+			return err
+		}
+		if err := tokens.SetKey(key); err != nil {
+			return err
+		}
+		log.Warn("rotated the signing secret: every token issued before is now refused")
+		return nil
+	}
 
 	e := newEcho(log)
 	for _, info := range reg.Modules() {
 		m := info.New()
 		d := Deps{
-			Config:  cfg,
-			Log:     log.With("module", info.ID),
-			Echo:    e,
-			Clock:   clk,
-			Tokens:  tokens,
-			Owner:   owner,
-			Acks:    acks,
-			Version: opt.Version,
+			Config:       cfg,
+			Log:          log.With("module", info.ID),
+			Echo:         e,
+			Clock:        clk,
+			Tokens:       tokens,
+			Owner:        owner,
+			Acks:         acks,
+			Clients:      cls,
+			RotateSecret: rotate,
+			Version:      opt.Version,
 		}
 		if err := m.Provision(d); err != nil {
 			return nil, fmt.Errorf("provision module %q: %w", info.ID, err)
 		}
 	}
 
-	a := &App{cfg: cfg, log: log, echo: e, clock: clk}
+	a := &App{cfg: cfg, log: log, echo: e, clock: clk, clients: cls}
 	a.server = &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -225,14 +276,14 @@ func (a *App) ListenAndServe(ctx context.Context) error {
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	// The clock runs for as long as the server does, and stops after it so
 	// that its last-known-good time is written at shutdown.
+	// Likewise the clients' "last used" times.
 	clockCtx, stopClock := context.WithCancel(context.Background())
-	clockDone := make(chan struct{})
+	var background sync.WaitGroup
 	if r, ok := a.clock.(runner); ok {
-		go func() { r.Run(clockCtx); close(clockDone) }()
-	} else {
-		close(clockDone)
+		background.Go(func() { r.Run(clockCtx) })
 	}
-	defer func() { stopClock(); <-clockDone }()
+	background.Go(func() { a.clients.Run(clockCtx, a.log) })
+	defer func() { stopClock(); background.Wait() }()
 
 	a.log.Info("listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)

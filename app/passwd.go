@@ -7,11 +7,14 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
 	"camd/config"
+	"camd/platform/clock"
 	"camd/platform/datadir"
+	"camd/platform/ntpclock"
 	"camd/platform/password"
 )
 
@@ -19,7 +22,7 @@ import (
 // prompts twice without echo; otherwise it reads one line, so provisioning
 // scripts can pipe the password in. A running server uses the new password
 // from its next check on.
-func Passwd(cfg config.Config, in io.Reader, out io.Writer) error {
+func Passwd(cfg config.Config, in io.Reader, out io.Writer, buildTime string) error {
 	pw, err := readNewPassword(in, out)
 	if err != nil {
 		return err
@@ -32,7 +35,7 @@ func Passwd(cfg config.Config, in io.Reader, out io.Writer) error {
 		return err
 	}
 	store := password.NewStore(dir, password.DefaultParams(), 1)
-	if err := store.Set(pw); err != nil {
+	if err := store.Set(pw, offlineNow(dir, buildTime)); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "owner password updated in %s\n", store.Path())
@@ -78,4 +81,18 @@ func prompt(f *os.File, out io.Writer, label string) (string, error) {
 		return "", fmt.Errorf("read password: %w", err)
 	}
 	return string(b), nil
+}
+
+// offlineNow is the time for commands that run without the server's clock:
+// the system clock, but never earlier than the build or the last time the
+// server trusted its clock, because a cam may have booted at 1970.
+func offlineNow(dir datadir.Dir, buildTime string) time.Time {
+	now := time.Now()
+	if floor := clock.BuildFloor(buildTime); floor.After(now) {
+		now = floor
+	}
+	if good, err := ntpclock.LastKnownGood(dir); err == nil && good.After(now) {
+		now = good
+	}
+	return now
 }

@@ -149,3 +149,18 @@ func (o Object) Uint(name string) (uint64, error) {
 	}
 	return n, nil
 }
+
+// RequireJSON refuses with 415 any request whose Content-Type is not
+// application/json, even with an empty body. State-changing admin routes use
+// it: a browser resends cached Basic credentials with a cross-site form, but
+// a form can only send form or text/plain bodies, and a cross-site
+// application/json request needs a CORS preflight that camd never grants.
+func RequireJSON(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+		if err != nil || mt != echo.MIMEApplicationJSON {
+			return echo.NewHTTPError(http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		}
+		return next(c)
+	}
+}

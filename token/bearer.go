@@ -38,6 +38,11 @@ func (a *Authority) Bearer() (echo.MiddlewareFunc, error) {
 			return a.Verify(raw)
 		},
 		ErrorHandler: bearerError,
+		SuccessHandler: func(c echo.Context) {
+			if claims, ok := FromContext(c); ok && a.onUse != nil {
+				a.onUse(c, claims)
+			}
+		},
 	}
 	verify, err := cfg.ToMiddleware()
 	if err != nil {
@@ -114,4 +119,21 @@ func bearerError(c echo.Context, err error) error {
 	}
 	c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
 	return echo.NewHTTPError(status, msg)
+}
+
+// RequireScope admits a request whose verified token grants scope; any other
+// gets 403 with the RFC 6750 insufficient_scope challenge. It goes after
+// Bearer.
+func RequireScope(scope string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			claims, ok := FromContext(c)
+			if ok && claims.HasScope(scope) {
+				return next(c)
+			}
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate,
+				`Bearer realm="`+Realm+`", error="insufficient_scope", scope="`+scope+`"`)
+			return echo.NewHTTPError(http.StatusForbidden, "token lacks scope "+scope)
+		}
+	}
 }

@@ -6,9 +6,13 @@ package token
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/labstack/echo/v4"
 
 	"camd/platform/clock"
 )
@@ -27,15 +31,51 @@ const Algorithm = "HS256"
 // DefaultTTL is the lifetime of a login token unless configured otherwise.
 const DefaultTTL = time.Hour
 
-// Claims are the claims camd puts in a token.
-type Claims = jwt.RegisteredClaims
+// Claims are the claims camd puts in a token. Owner tokens have sub
+// "owner" and every scope; client tokens have sub "client:NAME", the
+// client's id as jti, and the scopes granted to it.
+type Claims struct {
+	jwt.RegisteredClaims
+	// Scope is the space-separated list of scopes (RFC 8693 section 4.2).
+	Scope string `json:"scope,omitempty"`
+}
 
-// Authority issues and verifies tokens with one key.
+// OwnerSubject is the sub of the owner's tokens.
+const OwnerSubject = "owner"
+
+// ClientPrefix starts the sub of a client credential: "client:porch-esp32".
+const ClientPrefix = "client:"
+
+// ClientTTL is a client credential's lifetime. Clients are revoked one by
+// one, not by expiry; exp is still set because every token must carry one.
+const ClientTTL = 10 * 365 * 24 * time.Hour
+
+// Client returns the client name of a client token, and false for any other.
+func (c *Claims) Client() (string, bool) {
+	return strings.CutPrefix(c.Subject, ClientPrefix)
+}
+
+// HasScope reports whether the token grants scope. The owner has them all.
+func (c *Claims) HasScope(scope string) bool {
+	if c.Subject == OwnerSubject {
+		return true
+	}
+	return slices.Contains(strings.Fields(c.Scope), scope)
+}
+
+// Validator decides whether a correctly signed, unexpired token is still
+// honoured: its client not revoked, or it was issued after the last password
+// change. An error refuses it as invalid_token.
+type Validator func(*Claims) error
+
+// Authority issues and verifies tokens with one key, which Rotate can swap.
 type Authority struct {
-	key    []byte
-	ttl    time.Duration
-	clock  clock.Clock
-	parser *jwt.Parser
+	key      atomic.Pointer[[]byte]
+	ttl      time.Duration
+	clock    clock.Clock
+	parser   *jwt.Parser
+	validate Validator
+	onUse    func(echo.Context, *Claims)
 }
 
 // MinKeySize is the shortest key accepted: RFC 7518 section 3.2 requires an
@@ -51,8 +91,7 @@ func NewAuthority(key []byte, ttl time.Duration, clk clock.Clock) (*Authority, e
 	if ttl <= 0 {
 		return nil, fmt.Errorf("token: ttl %v must be positive", ttl)
 	}
-	return &Authority{
-		key:   key,
+	a := &Authority{
 		ttl:   ttl,
 		clock: clk,
 		parser: jwt.NewParser(
@@ -64,26 +103,64 @@ func NewAuthority(key []byte, ttl time.Duration, clk clock.Clock) (*Authority, e
 			jwt.WithTimeFunc(clk.Now),
 			jwt.WithStrictDecoding(),
 		),
-	}, nil
+	}
+	a.key.Store(&key)
+	return a, nil
 }
+
+// SetKey replaces the signing key: every token signed with the old one is
+// refused from the next request on.
+func (a *Authority) SetKey(key []byte) error {
+	if len(key) < MinKeySize {
+		return fmt.Errorf("token: key is %d bytes, need at least %d", len(key), MinKeySize)
+	}
+	a.key.Store(&key)
+	return nil
+}
+
+// SetValidator installs the check run on every verified token. Call it
+// before serving.
+func (a *Authority) SetValidator(v Validator) { a.validate = v }
+
+// SetOnUse installs a function the bearer middleware calls for every
+// admitted request, such as recording when a client was last seen. Call it
+// before serving.
+func (a *Authority) SetOnUse(f func(echo.Context, *Claims)) { a.onUse = f }
 
 // TTL returns the lifetime of issued tokens.
 func (a *Authority) TTL() time.Duration { return a.ttl }
 
-// Issue returns a signed token for subject.
+// Issue returns a signed owner token.
 func (a *Authority) Issue(subject string) (string, error) {
 	if subject == "" {
 		return "", errors.New("token: empty subject")
 	}
+	return a.sign(subject, "", "", a.ttl)
+}
+
+// IssueClient returns a client credential for the client named name, with
+// id as its jti, granting scopes.
+func (a *Authority) IssueClient(name, id string, scopes []string) (string, error) {
+	if name == "" || id == "" {
+		return "", errors.New("token: client without name or id")
+	}
+	return a.sign(ClientPrefix+name, id, strings.Join(scopes, " "), ClientTTL)
+}
+
+func (a *Authority) sign(subject, id, scope string, ttl time.Duration) (string, error) {
 	now := a.clock.Now().Truncate(time.Second)
 	claims := Claims{
-		Issuer:    Issuer,
-		Subject:   subject,
-		Audience:  jwt.ClaimStrings{Audience},
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(a.ttl)),
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    Issuer,
+			Subject:   subject,
+			Audience:  jwt.ClaimStrings{Audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			ID:        id,
+		},
+		Scope: scope,
 	}
-	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(a.key)
+	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(*a.key.Load())
 	if err != nil {
 		return "", fmt.Errorf("token: sign: %w", err)
 	}
@@ -103,6 +180,11 @@ func (a *Authority) Verify(raw string) (*Claims, error) {
 	if claims.Subject == "" {
 		return nil, fmt.Errorf("%w: no subject", ErrInvalid)
 	}
+	if a.validate != nil {
+		if err := a.validate(&claims); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
 	return &claims, nil
 }
 
@@ -112,5 +194,5 @@ func (a *Authority) keyFunc(t *jwt.Token) (any, error) {
 	if t.Method != jwt.SigningMethodHS256 {
 		return nil, fmt.Errorf("unexpected signing method %v", t.Header["alg"])
 	}
-	return a.key, nil
+	return *a.key.Load(), nil
 }

@@ -26,6 +26,9 @@ func Info() app.ModuleInfo {
 // Interface guard.
 var _ app.Module = (*Module)(nil)
 
+// Scope is what a client token needs for /api/ack.
+const Scope = "ack"
+
 // BodyLimit caps an ack body: {"count": N} needs a few dozen bytes.
 const BodyLimit = "4KiB"
 
@@ -44,9 +47,10 @@ func (m *Module) Provision(d app.Deps) error {
 	}
 	// The middleware goes on each route rather than g.Use: Group.Use adds a
 	// catch-all route that would turn a wrong method into 404 instead of 405.
+	scope := token.RequireScope(Scope)
 	g := d.Echo.Group("/api/ack")
-	g.POST("", m.post, bearer, middleware.BodyLimit(BodyLimit))
-	g.GET("", m.get, bearer)
+	g.POST("", m.post, bearer, scope, middleware.BodyLimit(BodyLimit))
+	g.GET("", m.get, bearer, scope)
 	return nil
 }
 

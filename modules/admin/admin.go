@@ -11,7 +11,11 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"camd/app"
+	"camd/jsonbody"
+	"camd/platform/clients"
+	"camd/platform/clock"
 	"camd/platform/password"
+	"camd/token"
 )
 
 func init() { app.Register(Info()) }
@@ -29,13 +33,18 @@ const Realm = "Backyard cam admin"
 
 // Module is the owner's admin area.
 type Module struct {
-	owner *password.Store
+	owner   *password.Store
+	clients *clients.Store
+	tokens  *token.Authority
+	clock   clock.Clock
+	rotate  func() error
+	log     *slog.Logger
 }
 
 // Provision mounts GET /admin behind Basic auth, and warns when the password
 // would cross the network in the clear.
 func (m *Module) Provision(d app.Deps) error {
-	m.owner = d.Owner
+	m.owner, m.clients, m.tokens, m.clock, m.rotate, m.log = d.Owner, d.Clients, d.Tokens, d.Clock, d.RotateSecret, d.Log
 	if !isLoopback(d.Config.Listen) {
 		d.Log.Warn("/admin uses HTTP Basic auth over plain HTTP on a non-loopback address: the owner password crosses the network in the clear",
 			slog.String("listen", d.Config.Listen))
@@ -49,6 +58,14 @@ func (m *Module) Provision(d app.Deps) error {
 	// Per route rather than g.Use, so a wrong method stays 405 (see modules/ack).
 	g := d.Echo.Group("/admin")
 	g.GET("", m.hello, basic)
+	// The JSON API. State changes take only application/json bodies, so a
+	// cross-site form cannot forge them with cached Basic credentials.
+	change := []echo.MiddlewareFunc{basic, jsonbody.RequireJSON, middleware.BodyLimit(BodyLimit)}
+	g.GET("/clients", m.listClients, basic)
+	g.POST("/clients", m.createClient, change...)
+	g.DELETE("/clients/:name", m.deleteClient, basic)
+	g.POST("/rotate-secret", m.rotateSecret, change...)
+	g.POST("/password", m.changePassword, change...)
 	return nil
 }
 

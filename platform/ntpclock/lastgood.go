@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"camd/platform/atomicfile"
+	"camd/platform/datadir"
 )
 
 // LastGoodFileName is the last-known-good time's name in the data directory.
@@ -63,4 +64,11 @@ func (c *Clock) saveLastGood(final bool) {
 	if now.After(c.floor) {
 		c.floor = now
 	}
+}
+
+// LastKnownGood returns the last-known-good time kept in dir, zero when
+// there is none. Offline commands use it so that what they write is never
+// dated before what the server last trusted.
+func LastKnownGood(dir datadir.Dir) (time.Time, error) {
+	return lastGoodFile{path: dir.Join(LastGoodFileName)}.load()
 }

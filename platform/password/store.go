@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	"camd/platform/atomicfile"
@@ -16,6 +19,9 @@ import (
 
 // FileName is the owner password hash's name inside the data directory.
 const FileName = "password.hash"
+
+// NotBeforeFileName holds the time of the last password change.
+const NotBeforeFileName = "password.notbefore"
 
 // Owner is the only user name camd knows.
 const Owner = "owner"
@@ -38,18 +44,25 @@ var (
 // Check reads the file every time: a hash costs far more than a small read,
 // and so a password set by `camd passwd` takes effect without a restart.
 type Store struct {
-	dir    datadir.Dir
-	path   string
-	params Params
+	dir           datadir.Dir
+	path          string
+	notBeforePath string
+	params        Params
 	// slots bounds how many hashes run at once, because each takes
 	// Params.Memory of RAM and a cam has little.
 	slots chan struct{}
+
+	nbMu    sync.Mutex // guards the cached not-before time
+	nb      time.Time
+	nbMtime time.Time
+	nbSize  int64
+	nbInfo  fs.FileInfo
 }
 
 // NewStore returns the store for dir, hashing new passwords with params and
 // running at most concurrency checks at once.
 func NewStore(dir datadir.Dir, params Params, concurrency int) *Store {
-	return &Store{dir: dir, path: dir.Join(FileName), params: params, slots: make(chan struct{}, max(concurrency, 1))}
+	return &Store{dir: dir, path: dir.Join(FileName), notBeforePath: dir.Join(NotBeforeFileName), params: params, slots: make(chan struct{}, max(concurrency, 1))}
 }
 
 // Path returns the hash file's path.
@@ -66,8 +79,10 @@ func Validate(password string) error {
 	return nil
 }
 
-// Set replaces the owner password.
-func (s *Store) Set(password string) error {
+// Set replaces the owner password. Owner tokens issued before notBefore
+// are refused from then on; it is written first, so a crash in between
+// only logs the owner out.
+func (s *Store) Set(password string, notBefore time.Time) error {
 	if err := Validate(password); err != nil {
 		return err
 	}
@@ -75,10 +90,43 @@ func (s *Store) Set(password string) error {
 	if err != nil {
 		return err
 	}
+	nb := notBefore.UTC().Truncate(time.Second).Format(time.RFC3339)
+	if err := atomicfile.WriteFile(s.notBeforePath, []byte(nb+"\n"), 0o600); err != nil {
+		return fmt.Errorf("set owner password: %w", err)
+	}
 	if err := atomicfile.WriteFile(s.path, []byte(h+"\n"), 0o600); err != nil {
 		return fmt.Errorf("set owner password: %w", err)
 	}
 	return nil
+}
+
+// NotBefore returns the time of the last password change: owner tokens
+// issued earlier are no longer honoured. It is zero when the password was
+// never changed. The file is re-read only when it changes, so a change made
+// by `camd passwd` applies to a running server at once.
+func (s *Store) NotBefore() (time.Time, error) {
+	info, err := os.Stat(s.notBeforePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("owner password not-before: %w", err)
+	}
+	s.nbMu.Lock()
+	defer s.nbMu.Unlock()
+	if info.ModTime().Equal(s.nbMtime) && info.Size() == s.nbSize && os.SameFile(info, s.nbInfo) {
+		return s.nb, nil
+	}
+	raw, err := os.ReadFile(s.notBeforePath)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("owner password not-before: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(raw)))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("owner password not-before %s: %w", s.notBeforePath, err)
+	}
+	s.nb, s.nbMtime, s.nbSize, s.nbInfo = t, info.ModTime(), info.Size(), info
+	return t, nil
 }
 
 // EnsureInitial makes sure an owner password exists. On first start it

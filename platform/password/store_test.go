@@ -30,7 +30,7 @@ func newTestStore(t *testing.T, concurrency int) (*Store, datadir.Dir) {
 
 func mustSet(t *testing.T, s *Store, pw string) {
 	t.Helper()
-	if err := s.Set(pw); err != nil {
+	if err := s.Set(pw, time.Now()); err != nil {
 		t.Fatalf("Set(%q): %v", pw, err)
 	}
 }
@@ -305,7 +305,7 @@ func TestSetRejectsInvalid(t *testing.T) {
 		{strings.Repeat("x", MaxLength+1), ErrTooLong},
 	}
 	for _, tt := range tests {
-		if err := s.Set(tt.pw); !errors.Is(err, tt.want) {
+		if err := s.Set(tt.pw, time.Now()); !errors.Is(err, tt.want) {
 			t.Errorf("Set(%d bytes) = %v, want %v", len(tt.pw), err, tt.want)
 		}
 	}

@@ -148,3 +148,21 @@ func tighten(path string, log *slog.Logger) error {
 	}
 	return nil
 }
+
+// Rotate replaces the secret in dir with a fresh one and returns it. Every
+// token signed with the old secret is refused from then on.
+func Rotate(dir datadir.Dir) ([]byte, error) {
+	unlock, err := dir.Lock()
+	if err != nil {
+		return nil, fmt.Errorf("rotate secret: %w", err)
+	}
+	defer unlock()
+	key := make([]byte, Size)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("rotate secret: %w", err)
+	}
+	if err := atomicfile.WriteFile(dir.Join(FileName), key, 0o600); err != nil {
+		return nil, fmt.Errorf("rotate secret: %w", err)
+	}
+	return key, nil
+}
