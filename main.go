@@ -39,6 +39,8 @@ func run(ctx context.Context, args []string) int {
 	}
 	switch cmd {
 	case "serve", "passwd":
+	case "client":
+		return app.ClientMain(args, os.LookupEnv, config.HostSystem(), os.Stdout, os.Stderr, buildTime)
 	case "version":
 		fmt.Println("camd", buildVersion())
 		return 0

@@ -219,6 +219,8 @@ Usage:
   camd [serve] [flags]   run the server (the default command)
   camd passwd [flags]    set the owner password: reads one line from stdin,
                          or prompts twice when stdin is a terminal
+  camd client add NAME [--scope ack] | list | revoke NAME
+                         manage client credentials (see camd client --help)
   camd version           print the version
   camd --help            print this help
 
