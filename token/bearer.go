@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -121,19 +122,19 @@ func bearerError(c echo.Context, err error) error {
 	return echo.NewHTTPError(status, msg)
 }
 
-// RequireScope admits a request whose verified token grants scope; any other
-// gets 403 with the RFC 6750 insufficient_scope challenge. It goes after
-// Bearer.
-func RequireScope(scope string) echo.MiddlewareFunc {
+// RequireScope admits a request whose verified token grants any of scopes;
+// any other gets 403 with the RFC 6750 insufficient_scope challenge naming
+// them. It goes after Bearer.
+func RequireScope(scopes ...string) echo.MiddlewareFunc {
+	challenge := `Bearer realm="` + Realm + `", error="insufficient_scope", scope="` + strings.Join(scopes, " ") + `"`
+	msg := "token lacks scope " + strings.Join(scopes, " or ")
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			claims, ok := FromContext(c)
-			if ok && claims.HasScope(scope) {
+			if claims, ok := FromContext(c); ok && slices.ContainsFunc(scopes, claims.HasScope) {
 				return next(c)
 			}
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate,
-				`Bearer realm="`+Realm+`", error="insufficient_scope", scope="`+scope+`"`)
-			return echo.NewHTTPError(http.StatusForbidden, "token lacks scope "+scope)
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
+			return echo.NewHTTPError(http.StatusForbidden, msg)
 		}
 	}
 }

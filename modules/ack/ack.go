@@ -26,8 +26,12 @@ func Info() app.ModuleInfo {
 // Interface guard.
 var _ app.Module = (*Module)(nil)
 
-// Scope is what a client token needs for /api/ack.
-const Scope = "ack"
+// Scopes a client token needs: Scope to post acks (and read them),
+// ReadScope only to read the last one, as a status display would.
+const (
+	Scope     = "ack"
+	ReadScope = "ack:read"
+)
 
 // BodyLimit caps an ack body: {"count": N} needs a few dozen bytes.
 const BodyLimit = "4KiB"
@@ -47,10 +51,9 @@ func (m *Module) Provision(d app.Deps) error {
 	}
 	// The middleware goes on each route rather than g.Use: Group.Use adds a
 	// catch-all route that would turn a wrong method into 404 instead of 405.
-	scope := token.RequireScope(Scope)
 	g := d.Echo.Group("/api/ack")
-	g.POST("", m.post, bearer, scope, middleware.BodyLimit(BodyLimit))
-	g.GET("", m.get, bearer, scope)
+	g.POST("", m.post, bearer, token.RequireScope(Scope), middleware.BodyLimit(BodyLimit))
+	g.GET("", m.get, bearer, token.RequireScope(Scope, ReadScope))
 	return nil
 }
 

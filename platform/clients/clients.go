@@ -35,8 +35,12 @@ const (
 	UsageFileName = "clients.used.json"
 )
 
-// Scopes are the scopes a client can be granted; each names routes.
-func Scopes() []string { return []string{"ack"} }
+// Scopes are the scopes a client can be granted: "ack" posts and reads
+// acks, "ack:read" only reads the last one.
+func Scopes() []string { return []string{"ack", "ack:read"} }
+
+// DefaultScopes are granted when a client is created without any.
+func DefaultScopes() []string { return []string{"ack"} }
 
 // Errors the admin API maps to 400, 409 and 404.
 var (
@@ -105,10 +109,10 @@ func ValidateName(name string) error {
 	return nil
 }
 
-// ValidateScopes checks requested scopes; none means every scope.
+// ValidateScopes checks requested scopes; none means DefaultScopes.
 func ValidateScopes(scopes []string) ([]string, error) {
 	if len(scopes) == 0 {
-		return Scopes(), nil
+		return DefaultScopes(), nil
 	}
 	for _, sc := range scopes {
 		if !slices.Contains(Scopes(), sc) {
