@@ -181,11 +181,11 @@ func New(cfg config.Config, opt Options) (*App, error) {
 			}
 			return nil
 		}
-		nb, err := owner.NotBefore()
+		ch, err := owner.Changed()
 		if err != nil {
 			return err
 		}
-		if c.IssuedAt == nil || c.IssuedAt.Time.Before(nb) {
+		if c.PasswordVersion != ch.Version {
 			return errors.New("issued before the last password change")
 		}
 		return nil

@@ -38,6 +38,9 @@ type Claims struct {
 	jwt.RegisteredClaims
 	// Scope is the space-separated list of scopes (RFC 8693 section 4.2).
 	Scope string `json:"scope,omitempty"`
+	// PasswordVersion is, in owner tokens, the version of the owner
+	// password they were issued under; a password change refuses them.
+	PasswordVersion string `json:"pwv,omitempty"`
 }
 
 // OwnerSubject is the sub of the owner's tokens.
@@ -135,7 +138,12 @@ func (a *Authority) Issue(subject string) (string, error) {
 	if subject == "" {
 		return "", errors.New("token: empty subject")
 	}
-	return a.sign(subject, "", "", a.ttl)
+	return a.sign(Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: subject}}, a.ttl)
+}
+
+// IssueOwner returns an owner token bound to the current password version.
+func (a *Authority) IssueOwner(passwordVersion string) (string, error) {
+	return a.sign(Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: OwnerSubject}, PasswordVersion: passwordVersion}, a.ttl)
 }
 
 // IssueClient returns a client credential for the client named name, with
@@ -144,22 +152,16 @@ func (a *Authority) IssueClient(name, id string, scopes []string) (string, error
 	if name == "" || id == "" {
 		return "", errors.New("token: client without name or id")
 	}
-	return a.sign(ClientPrefix+name, id, strings.Join(scopes, " "), ClientTTL)
+	return a.sign(Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: ClientPrefix + name, ID: id}, Scope: strings.Join(scopes, " ")}, ClientTTL)
 }
 
-func (a *Authority) sign(subject, id, scope string, ttl time.Duration) (string, error) {
+// sign fills in the claims every token has and signs.
+func (a *Authority) sign(claims Claims, ttl time.Duration) (string, error) {
 	now := a.clock.Now().Truncate(time.Second)
-	claims := Claims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    Issuer,
-			Subject:   subject,
-			Audience:  jwt.ClaimStrings{Audience},
-			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-			ID:        id,
-		},
-		Scope: scope,
-	}
+	claims.Issuer = Issuer
+	claims.Audience = jwt.ClaimStrings{Audience}
+	claims.IssuedAt = jwt.NewNumericDate(now)
+	claims.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
 	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(*a.key.Load())
 	if err != nil {
 		return "", fmt.Errorf("token: sign: %w", err)

@@ -70,7 +70,11 @@ func (m *Module) login(c echo.Context) error {
 	if !ok {
 		return echo.NewHTTPError(http.StatusUnauthorized, "wrong user or password")
 	}
-	tok, err := m.tokens.Issue(password.Owner)
+	ch, err := m.owner.Changed()
+	if err != nil {
+		return err
+	}
+	tok, err := m.tokens.IssueOwner(ch.Version)
 	if err != nil {
 		return err
 	}

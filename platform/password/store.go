@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -20,8 +20,8 @@ import (
 // FileName is the owner password hash's name inside the data directory.
 const FileName = "password.hash"
 
-// NotBeforeFileName holds the time of the last password change.
-const NotBeforeFileName = "password.notbefore"
+// ChangedFileName records the last password change.
+const ChangedFileName = "password.changed"
 
 // Owner is the only user name camd knows.
 const Owner = "owner"
@@ -44,25 +44,23 @@ var (
 // Check reads the file every time: a hash costs far more than a small read,
 // and so a password set by `camd passwd` takes effect without a restart.
 type Store struct {
-	dir           datadir.Dir
-	path          string
-	notBeforePath string
-	params        Params
+	dir         datadir.Dir
+	path        string
+	changedPath string
+	params      Params
 	// slots bounds how many hashes run at once, because each takes
 	// Params.Memory of RAM and a cam has little.
 	slots chan struct{}
 
-	nbMu    sync.Mutex // guards the cached not-before time
-	nb      time.Time
-	nbMtime time.Time
-	nbSize  int64
-	nbInfo  fs.FileInfo
+	chMu   sync.Mutex // guards the cached last change
+	ch     Change
+	chInfo fs.FileInfo
 }
 
 // NewStore returns the store for dir, hashing new passwords with params and
 // running at most concurrency checks at once.
 func NewStore(dir datadir.Dir, params Params, concurrency int) *Store {
-	return &Store{dir: dir, path: dir.Join(FileName), notBeforePath: dir.Join(NotBeforeFileName), params: params, slots: make(chan struct{}, max(concurrency, 1))}
+	return &Store{dir: dir, path: dir.Join(FileName), changedPath: dir.Join(ChangedFileName), params: params, slots: make(chan struct{}, max(concurrency, 1))}
 }
 
 // Path returns the hash file's path.
@@ -79,10 +77,11 @@ func Validate(password string) error {
 	return nil
 }
 
-// Set replaces the owner password. Owner tokens issued before notBefore
-// are refused from then on; it is written first, so a crash in between
-// only logs the owner out.
-func (s *Store) Set(password string, notBefore time.Time) error {
+// Set replaces the owner password and records the change with a fresh
+// version: owner tokens carry the version they were issued under, so every
+// token from before the change is refused, whatever the clocks say. The
+// change is written first, so a crash in between only logs the owner out.
+func (s *Store) Set(password string, at time.Time) error {
 	if err := Validate(password); err != nil {
 		return err
 	}
@@ -90,8 +89,12 @@ func (s *Store) Set(password string, notBefore time.Time) error {
 	if err != nil {
 		return err
 	}
-	nb := notBefore.UTC().Truncate(time.Second).Format(time.RFC3339)
-	if err := atomicfile.WriteFile(s.notBeforePath, []byte(nb+"\n"), 0o600); err != nil {
+	ch := Change{At: at.UTC(), Version: rand.Text()}
+	raw, err := json.Marshal(ch)
+	if err != nil {
+		return fmt.Errorf("set owner password: %w", err)
+	}
+	if err := atomicfile.WriteFile(s.changedPath, append(raw, '\n'), 0o600); err != nil {
 		return fmt.Errorf("set owner password: %w", err)
 	}
 	if err := atomicfile.WriteFile(s.path, []byte(h+"\n"), 0o600); err != nil {
@@ -100,33 +103,38 @@ func (s *Store) Set(password string, notBefore time.Time) error {
 	return nil
 }
 
-// NotBefore returns the time of the last password change: owner tokens
-// issued earlier are no longer honoured. It is zero when the password was
+// Change is the last password change.
+type Change struct {
+	At      time.Time `json:"at"`
+	Version string    `json:"version"` // random; owner tokens carry it as pwv
+}
+
+// Changed returns the last password change, zero when the password was
 // never changed. The file is re-read only when it changes, so a change made
-// by `camd passwd` applies to a running server at once.
-func (s *Store) NotBefore() (time.Time, error) {
-	info, err := os.Stat(s.notBeforePath)
+// by `camd passwd` applies to a running server on its next request.
+func (s *Store) Changed() (Change, error) {
+	info, err := os.Stat(s.changedPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return time.Time{}, nil
+		return Change{}, nil
 	}
 	if err != nil {
-		return time.Time{}, fmt.Errorf("owner password not-before: %w", err)
+		return Change{}, fmt.Errorf("owner password change: %w", err)
 	}
-	s.nbMu.Lock()
-	defer s.nbMu.Unlock()
-	if info.ModTime().Equal(s.nbMtime) && info.Size() == s.nbSize && os.SameFile(info, s.nbInfo) {
-		return s.nb, nil
+	s.chMu.Lock()
+	defer s.chMu.Unlock()
+	if s.chInfo != nil && os.SameFile(info, s.chInfo) && info.ModTime().Equal(s.chInfo.ModTime()) && info.Size() == s.chInfo.Size() {
+		return s.ch, nil
 	}
-	raw, err := os.ReadFile(s.notBeforePath)
+	raw, err := os.ReadFile(s.changedPath)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("owner password not-before: %w", err)
+		return Change{}, fmt.Errorf("owner password change: %w", err)
 	}
-	t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(raw)))
-	if err != nil {
-		return time.Time{}, fmt.Errorf("owner password not-before %s: %w", s.notBeforePath, err)
+	var ch Change
+	if err := json.Unmarshal(raw, &ch); err != nil || ch.Version == "" {
+		return Change{}, fmt.Errorf("owner password change %s: damaged", s.changedPath)
 	}
-	s.nb, s.nbMtime, s.nbSize, s.nbInfo = t, info.ModTime(), info.Size(), info
-	return t, nil
+	s.ch, s.chInfo = ch, info
+	return ch, nil
 }
 
 // EnsureInitial makes sure an owner password exists. On first start it
