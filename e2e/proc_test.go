@@ -243,6 +243,10 @@ func (p *proc) try(method, path, body string, headers ...string) (response, erro
 	}
 	for _, h := range headers {
 		k, v, _ := strings.Cut(h, ": ")
+		if http.CanonicalHeaderKey(k) == "Content-Type" {
+			req.Header.Set(k, v) // replaces the JSON default
+			continue
+		}
 		req.Header.Add(k, v)
 	}
 	res, err := client.Do(req)
