@@ -210,7 +210,7 @@ func New(cfg config.Config, opt Options) (*App, error) {
 		return nil
 	}
 
-	e := newEcho(log)
+	e := newEcho(log, cfg.Proxies())
 	for _, info := range reg.Modules() {
 		m := info.New()
 		d := Deps{

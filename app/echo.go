@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 
@@ -13,14 +14,12 @@ import (
 
 // newEcho builds Echo with the middleware every route shares: a request id,
 // the access log, panic recovery and a few response headers.
-func newEcho(log *slog.Logger) *echo.Echo {
+func newEcho(log *slog.Logger, proxies []*net.IPNet) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.Logger.SetOutput(io.Discard) // everything camd logs goes through slog
-	// The peer address, never X-Forwarded-For: a client must not be able to
-	// choose the address logged (or, later, rate-limited) for it.
-	e.IPExtractor = echo.ExtractIPDirect()
+	e.IPExtractor = ipExtractor(proxies)
 	e.HTTPErrorHandler = errorHandler(log)
 
 	e.Use(middleware.RequestID())
@@ -37,6 +36,21 @@ func newEcho(log *slog.Logger) *echo.Echo {
 		ReferrerPolicy:     "no-referrer",
 	}))
 	return e
+}
+
+// ipExtractor decides the client address that is logged and locked out.
+// Without trusted proxies it is the TCP peer: X-Forwarded-For is ignored, so
+// a client cannot choose its address. With them, Echo walks X-Forwarded-For
+// from the right and takes the first hop that is not a trusted proxy.
+func ipExtractor(proxies []*net.IPNet) echo.IPExtractor {
+	if len(proxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range proxies {
+		opts = append(opts, echo.TrustIPRange(p))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // accessLog logs one line per request with its id. It logs the path without

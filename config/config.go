@@ -29,6 +29,32 @@ type Config struct {
 	NTPServers     string        // comma list of host or host:port; see Servers
 	NTPInterval    time.Duration // between NTP syncs once synced
 	SetSystemClock bool          // also set the OS clock after each sync
+
+	TrustedProxies string // comma list of CIDRs whose X-Forwarded-For is believed
+}
+
+// Proxies returns TrustedProxies parsed; a bare address is a /32 or /128.
+// Validate has checked them.
+func (c Config) Proxies() []*net.IPNet {
+	var out []*net.IPNet
+	for _, s := range strings.Split(c.TrustedProxies, ",") {
+		if n, err := parseCIDR(strings.TrimSpace(s)); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func parseCIDR(s string) (*net.IPNet, error) {
+	if ip := net.ParseIP(s); ip != nil {
+		bits := 128
+		if ip.To4() != nil {
+			ip, bits = ip.To4(), 32
+		}
+		return &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, nil
+	}
+	_, n, err := net.ParseCIDR(s)
+	return n, err
 }
 
 // Servers returns NTPServers as a list.
@@ -109,6 +135,7 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 		{"ntp-servers", "CAMD_NTP_SERVERS", "NTP servers, a comma list of host or host:port"},
 		{"ntp-interval", "CAMD_NTP_INTERVAL", fmt.Sprintf("time between NTP syncs once synced (with jitter), %v to %v", MinNTPInterval, MaxNTPInterval)},
 		{"set-system-clock", "CAMD_SET_SYSTEM_CLOCK", "also set the OS clock after each NTP sync; needs root or CAP_SYS_TIME"},
+		{"trusted-proxies", "CAMD_TRUSTED_PROXIES", "comma list of CIDRs of reverse proxies whose X-Forwarded-For is believed (default: none; the TCP peer is the client)"},
 	}
 	fs.StringVar(&cfg.Listen, "listen", ":8080", specs[0].usage)
 	fs.StringVar(&cfg.DataDir, "data-dir", "", specs[1].usage)
@@ -119,6 +146,7 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 	fs.StringVar(&cfg.NTPServers, "ntp-servers", DefaultNTPServers, specs[6].usage)
 	fs.DurationVar(&cfg.NTPInterval, "ntp-interval", time.Hour, specs[7].usage)
 	fs.BoolVar(&cfg.SetSystemClock, "set-system-clock", false, specs[8].usage)
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", specs[9].usage)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -185,6 +213,13 @@ func (c Config) Validate() error {
 		}
 	} else if c.SetSystemClock {
 		return errors.New("--set-system-clock (CAMD_SET_SYSTEM_CLOCK) needs NTP: it cannot be used with --clock system")
+	}
+	if strings.TrimSpace(c.TrustedProxies) != "" {
+		for _, s := range strings.Split(c.TrustedProxies, ",") {
+			if _, err := parseCIDR(strings.TrimSpace(s)); err != nil {
+				return fmt.Errorf("--trusted-proxies (CAMD_TRUSTED_PROXIES) %q: want a CIDR such as 10.0.0.0/8 or an address", strings.TrimSpace(s))
+			}
+		}
 	}
 	return nil
 }

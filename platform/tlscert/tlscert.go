@@ -1,0 +1,365 @@
+// Package tlscert provides camd's HTTPS server certificate: either a
+// self-signed one made on first start and kept in the data directory, or a
+// certificate and key supplied by the operator.
+//
+// A camera cannot renew certificates and has no name a public CA would vouch
+// for, so clients pin the SHA-256 fingerprint of the self-signed certificate
+// rather than trust a chain. The certificate therefore lives long and must stay
+// the same across restarts: deleting both files and restarting makes a new one,
+// and every client must then pin again.
+package tlscert
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"camd/platform/atomicfile"
+	"camd/platform/datadir"
+)
+
+// Cert is a loaded server certificate.
+type Cert struct {
+	TLS         tls.Certificate // for tls.Config.Certificates
+	Fingerprint string          // SHA-256 of the leaf, "AB:CD:..."
+	NotAfter    time.Time
+}
+
+// CertFileName is the certificate's name inside the data directory (PEM).
+const CertFileName = "tls.crt"
+
+// KeyFileName is the private key's name inside the data directory (PEM,
+// PKCS#8, mode 0600).
+const KeyFileName = "tls.key"
+
+// validity is how long a generated certificate lasts: a camera has no way to
+// renew it, and pinning clients check the fingerprint, not the dates.
+const validity = 10 // years
+
+// backdate covers a client clock slightly behind the camera's.
+const backdate = time.Hour
+
+// maxFileSize bounds what is read from a certificate or key file, so a huge
+// file in the wrong place costs nothing. Real ones are a few KiB.
+const maxFileSize = 1 << 20
+
+// errTooLarge reports a file longer than maxFileSize.
+var errTooLarge = errors.New("file is larger than 1 MiB")
+
+// LoadOrCreate returns the self-signed certificate kept in dir, creating it on
+// first start.
+//
+// Files that cannot be used as a pair (only one of them exists, either does
+// not parse, or the key does not match the certificate) are moved aside as
+// <name>.bad-<unix time>, an error is logged and a fresh certificate is made.
+// A key file readable by group or others is tightened to 0600 with a warning.
+// Several processes starting at once on an empty directory end up with the
+// same certificate.
+func LoadOrCreate(dir datadir.Dir, log *slog.Logger, now func() time.Time) (*Cert, error) {
+	unlock, err := dir.Lock()
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	defer unlock()
+
+	certPath, keyPath := dir.Join(CertFileName), dir.Join(KeyFileName)
+	// A few rounds at most: move a bad pair aside, create (or lose the race to
+	// a process without the lock), read the winner's pair.
+	for range 3 {
+		certPEM, certErr := readFile(certPath)
+		keyPEM, keyErr := readFile(keyPath)
+		for _, err := range []error{certErr, keyErr} {
+			if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errTooLarge) {
+				// Permission denied, a directory in the way: moving it
+				// aside would hide a problem the operator must fix.
+				return nil, err
+			}
+		}
+		certMissing, keyMissing := errors.Is(certErr, fs.ErrNotExist), errors.Is(keyErr, fs.ErrNotExist)
+
+		var reason error
+		switch {
+		case certMissing && keyMissing:
+			host, _ := os.Hostname() // without a hostname, localhost and the loopback IPs still work
+			c, err := create(certPath, keyPath, now(), host)
+			if errors.Is(err, fs.ErrExist) {
+				continue // another process won the race; read its pair
+			}
+			if err != nil {
+				return nil, err
+			}
+			log.Info("created self-signed TLS certificate; clients pin its fingerprint",
+				"cert", certPath, "fingerprint", c.Fingerprint, "not_after", c.NotAfter)
+			return c, nil
+		case keyMissing:
+			reason = fmt.Errorf("%s exists without %s", CertFileName, KeyFileName)
+		case certMissing:
+			// Left by a crash between writing the key and the certificate.
+			reason = fmt.Errorf("%s exists without %s", KeyFileName, CertFileName)
+		case certErr != nil:
+			reason = certErr
+		case keyErr != nil:
+			reason = keyErr
+		default:
+			c, err := fromPair(certPEM, keyPEM)
+			if err == nil {
+				if err := tighten(keyPath, log); err != nil {
+					return nil, err
+				}
+				return c, nil
+			}
+			reason = err
+		}
+
+		// Both go, even when only one is broken: a new key needs a new
+		// certificate and the other way round.
+		at := now()
+		var moved []string
+		for _, p := range []string{keyPath, certPath} {
+			if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			bad, err := atomicfile.MoveAside(p, at)
+			if err != nil {
+				return nil, err
+			}
+			moved = append(moved, bad)
+		}
+		log.Error("TLS certificate and key in the data directory were unusable; moved them aside and will make a new self-signed certificate (clients must pin the new fingerprint)",
+			"cert", certPath, "key", keyPath, "moved_to", moved, "err", reason)
+	}
+	return nil, fmt.Errorf("load TLS certificate %s: gave up after repeated changes by another process", certPath)
+}
+
+// LoadFiles loads a certificate and key provided from outside. The files are
+// only read, never written, moved or re-moded: they belong to the operator.
+// The certificate file may hold a chain after the leaf.
+func LoadFiles(certPath, keyPath string) (*Cert, error) {
+	certPEM, err := readFile(certPath)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := readFile(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	c, err := fromPair(certPEM, keyPEM)
+	if err != nil {
+		// crypto/tls does not say which file it disliked; name both.
+		return nil, fmt.Errorf("load TLS certificate %s with key %s: %w", certPath, keyPath, err)
+	}
+	return c, nil
+}
+
+// ServerConfig returns a tls.Config for camd's listener: TLS 1.2 minimum, the
+// certificate, and nothing else unusual. Each call returns a new Config.
+func ServerConfig(c *Cert) *tls.Config {
+	return &tls.Config{
+		// TLS 1.0 and 1.1 are deprecated (RFC 8996); every phone and
+		// browser still in use speaks 1.2.
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{c.TLS},
+	}
+}
+
+// Fingerprint formats the SHA-256 of a DER certificate as uppercase hex pairs
+// joined by colons, "AB:CD:...", as browsers and
+// `openssl x509 -fingerprint -sha256` show it, so users can compare by eye.
+func Fingerprint(der []byte) string {
+	const digits = "0123456789ABCDEF"
+	sum := sha256.Sum256(der)
+	b := make([]byte, 0, 3*len(sum)-1)
+	for i, c := range sum {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		b = append(b, digits[c>>4], digits[c&0x0f])
+	}
+	return string(b)
+}
+
+// readFile reads a PEM file, at most one byte past maxFileSize. Errors name
+// the path.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read TLS file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read TLS file %s: %w", path, err)
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("read TLS file %s: %w", path, errTooLarge)
+	}
+	return data, nil
+}
+
+// fromPair parses a PEM certificate (chain) and its PEM key, checking that
+// they belong together.
+func fromPair(certPEM, keyPEM []byte) (*Cert, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	leaf := pair.Leaf
+	if leaf == nil { // GODEBUG x509keypairleaf=0
+		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return nil, err
+		}
+		pair.Leaf = leaf
+	}
+	return &Cert{TLS: pair, Fingerprint: Fingerprint(pair.Certificate[0]), NotAfter: leaf.NotAfter}, nil
+}
+
+// create makes a new certificate and key and writes them into place.
+//
+// The key is written first, and atomicfile.Create has fsynced both the file
+// and the directory before it returns, so the certificate cannot exist on disk
+// without its key, whenever the power goes. A crash in between leaves a key
+// alone, which the next start moves aside.
+func create(certPath, keyPath string, now time.Time, hostname string) (*Cert, error) {
+	certPEM, keyPEM, err := newCert(now, hostname)
+	if err != nil {
+		return nil, err
+	}
+	c, err := fromPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("create TLS certificate: %w", err)
+	}
+	if err := atomicfile.Create(keyPath, keyPEM, 0o600); err != nil {
+		return nil, fmt.Errorf("create TLS key: %w", err)
+	}
+	if err := atomicfile.Create(certPath, certPEM, 0o644); err != nil {
+		if !errors.Is(err, fs.ErrExist) {
+			// Drop the lone key so the next start begins clean rather
+			// than reporting a broken pair. Should this fail too, the
+			// next start moves the key aside.
+			if os.Remove(keyPath) == nil {
+				atomicfile.SyncDir(filepath.Dir(keyPath))
+			}
+		}
+		return nil, fmt.Errorf("create TLS certificate: %w", err)
+	}
+	return c, nil
+}
+
+// newCert generates an ECDSA P-256 key and a self-signed server certificate
+// for it, both PEM encoded (the key as PKCS#8).
+func newCert(now time.Time, hostname string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate TLS key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, nil, err
+	}
+	dns := []string{"localhost"}
+	if validHostname(hostname) && !strings.EqualFold(hostname, "localhost") {
+		dns = append(dns, hostname)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "camd"},
+		DNSNames:              dns,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.AddDate(validity, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  false,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create TLS certificate: %w", err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode TLS key: %w", err)
+	}
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
+	return certPEM, keyPEM, nil
+}
+
+// randomSerial returns a random positive serial of up to 128 bits: unique
+// without any state to keep, and within the 20 octets RFC 5280 allows.
+func randomSerial() (*big.Int, error) {
+	b := make([]byte, 16)
+	for {
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("generate TLS serial: %w", err)
+		}
+		if n := new(big.Int).SetBytes(b); n.Sign() > 0 {
+			return n, nil
+		}
+	}
+}
+
+// validHostname reports whether h fits in a DNS SAN as RFC 1123 allows:
+// dot-separated labels of 1 to 63 letters, digits and inner hyphens. Whatever
+// the system reports, an odd hostname is left out rather than allowed to make
+// certificate creation fail or produce a name no client would match.
+func validHostname(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return false // an address belongs in an IP SAN, not a DNS one
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// tighten makes a key file that group or others can read private again.
+func tighten(path string, log *slog.Logger) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("stat TLS key: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(path, 0o600); err != nil {
+			if !atomicfile.Unsupported(err) {
+				return fmt.Errorf("tighten TLS key: %w", err)
+			}
+			// FAT keeps no Unix modes; the mount options decide who can
+			// read the card. Refusing to start would not protect it.
+			log.Warn("TLS key file is readable by group or others and its file system cannot change that; restrict the mount (for FAT: fmask=0077)",
+				"path", path, "mode", perm.String(), "err", err)
+			return nil
+		}
+		log.Warn("TLS key file was readable by group or others; tightened it to 0600",
+			"path", path, "was", perm.String())
+	}
+	return nil
+}
