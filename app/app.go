@@ -27,6 +27,7 @@ import (
 	"camd/platform/ntpclock"
 	"camd/platform/password"
 	"camd/platform/secret"
+	"camd/platform/tlscert"
 	"camd/token"
 )
 
@@ -44,7 +45,10 @@ type Deps struct {
 	// RotateSecret makes a new signing secret and switches to it; it
 	// fails with ErrExternalSecret when the secret comes from --secret-file.
 	RotateSecret func() error
-	Version      string
+	// TLSFingerprint is the SHA-256 fingerprint of the HTTPS certificate,
+	// empty when TLS is off.
+	TLSFingerprint string
+	Version        string
 }
 
 // ErrExternalSecret refuses rotation of a secret provided from outside.
@@ -210,20 +214,38 @@ func New(cfg config.Config, opt Options) (*App, error) {
 		return nil
 	}
 
+	var cert *tlscert.Cert
+	switch cfg.TLS {
+	case "auto":
+		cert, err = tlscert.LoadOrCreate(dir, log, clk.Now)
+	case "files":
+		cert, err = tlscert.LoadFiles(cfg.TLSCert, cfg.TLSKey)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fingerprint := ""
+	if cert != nil {
+		fingerprint = cert.Fingerprint
+		log.Info("HTTPS on; pin this certificate's SHA-256 fingerprint in clients",
+			"sha256", cert.Fingerprint, "not_after", cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+
 	e := newEcho(log, cfg.Proxies())
 	for _, info := range reg.Modules() {
 		m := info.New()
 		d := Deps{
-			Config:       cfg,
-			Log:          log.With("module", info.ID),
-			Echo:         e,
-			Clock:        clk,
-			Tokens:       tokens,
-			Owner:        owner,
-			Acks:         acks,
-			Clients:      cls,
-			RotateSecret: rotate,
-			Version:      opt.Version,
+			Config:         cfg,
+			Log:            log.With("module", info.ID),
+			Echo:           e,
+			Clock:          clk,
+			Tokens:         tokens,
+			Owner:          owner,
+			Acks:           acks,
+			Clients:        cls,
+			RotateSecret:   rotate,
+			TLSFingerprint: fingerprint,
+			Version:        opt.Version,
 		}
 		if err := m.Provision(d); err != nil {
 			return nil, fmt.Errorf("provision module %q: %w", info.ID, err)
@@ -239,6 +261,9 @@ func New(cfg config.Config, opt Options) (*App, error) {
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cert != nil {
+		a.server.TLSConfig = tlscert.ServerConfig(cert)
 	}
 	return a, nil
 }
@@ -285,9 +310,16 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	background.Go(func() { a.clients.Run(clockCtx, a.log) })
 	defer func() { stopClock(); background.Wait() }()
 
-	a.log.Info("listening", "addr", ln.Addr().String())
+	tls := a.server.TLSConfig != nil
+	a.log.Info("listening", "addr", ln.Addr().String(), "tls", tls)
 	errc := make(chan error, 1)
-	go func() { errc <- a.server.Serve(ln) }()
+	go func() {
+		if tls {
+			errc <- a.server.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+			return
+		}
+		errc <- a.server.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

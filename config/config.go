@@ -31,6 +31,10 @@ type Config struct {
 	SetSystemClock bool          // also set the OS clock after each sync
 
 	TrustedProxies string // comma list of CIDRs whose X-Forwarded-For is believed
+
+	TLS     string // "off", "auto" (self-signed, kept in DataDir) or "files"
+	TLSCert string // PEM certificate for TLS "files"
+	TLSKey  string // PEM key for TLS "files"
 }
 
 // Proxies returns TrustedProxies parsed; a bare address is a /32 or /128.
@@ -135,6 +139,9 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 		{"ntp-servers", "CAMD_NTP_SERVERS", "NTP servers, a comma list of host or host:port"},
 		{"ntp-interval", "CAMD_NTP_INTERVAL", fmt.Sprintf("time between NTP syncs once synced (with jitter), %v to %v", MinNTPInterval, MaxNTPInterval)},
 		{"set-system-clock", "CAMD_SET_SYSTEM_CLOCK", "also set the OS clock after each NTP sync; needs root or CAP_SYS_TIME"},
+		{"tls", "CAMD_TLS", "HTTPS: off, auto (a self-signed certificate made on first start and kept in the data directory; its SHA-256 fingerprint is logged for pinning) or files (--tls-cert and --tls-key; implied when both are given)"},
+		{"tls-cert", "CAMD_TLS_CERT", "PEM certificate (chain) for --tls files"},
+		{"tls-key", "CAMD_TLS_KEY", "PEM private key for --tls files"},
 		{"trusted-proxies", "CAMD_TRUSTED_PROXIES", "comma list of CIDRs of reverse proxies whose X-Forwarded-For is believed (default: none; the TCP peer is the client)"},
 	}
 	fs.StringVar(&cfg.Listen, "listen", ":8080", specs[0].usage)
@@ -146,7 +153,10 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 	fs.StringVar(&cfg.NTPServers, "ntp-servers", DefaultNTPServers, specs[6].usage)
 	fs.DurationVar(&cfg.NTPInterval, "ntp-interval", time.Hour, specs[7].usage)
 	fs.BoolVar(&cfg.SetSystemClock, "set-system-clock", false, specs[8].usage)
-	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", specs[9].usage)
+	fs.StringVar(&cfg.TLS, "tls", "off", specs[9].usage)
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", specs[10].usage)
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", specs[11].usage)
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", specs[12].usage)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -170,6 +180,11 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir(sys)
+	}
+	if cfg.TLS == "off" && !given["tls"] && cfg.TLSCert != "" && cfg.TLSKey != "" {
+		if _, ok := env("CAMD_TLS"); !ok {
+			cfg.TLS = "files" // giving both files is asking for HTTPS
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
@@ -213,6 +228,18 @@ func (c Config) Validate() error {
 		}
 	} else if c.SetSystemClock {
 		return errors.New("--set-system-clock (CAMD_SET_SYSTEM_CLOCK) needs NTP: it cannot be used with --clock system")
+	}
+	switch c.TLS {
+	case "", "off", "auto":
+		if c.TLSCert != "" || c.TLSKey != "" {
+			return fmt.Errorf("--tls-cert and --tls-key need --tls files, not --tls %s (CAMD_TLS)", c.TLS)
+		}
+	case "files":
+		if c.TLSCert == "" || c.TLSKey == "" {
+			return errors.New("--tls files needs both --tls-cert (CAMD_TLS_CERT) and --tls-key (CAMD_TLS_KEY)")
+		}
+	default:
+		return fmt.Errorf("--tls %q (CAMD_TLS): want off, auto or files", c.TLS)
 	}
 	if strings.TrimSpace(c.TrustedProxies) != "" {
 		for _, s := range strings.Split(c.TrustedProxies, ",") {

@@ -39,7 +39,7 @@ func fakeSystem(mounts, dirs []string) config.System {
 var (
 	bareSystem = fakeSystem(nil, nil)
 	defaults   = config.Config{Listen: ":8080", DataDir: "./camd-data", TokenTTL: time.Hour, LogFormat: "text",
-		ClockMode: "auto", NTPServers: config.DefaultNTPServers, NTPInterval: time.Hour}
+		ClockMode: "auto", NTPServers: config.DefaultNTPServers, NTPInterval: time.Hour, TLS: "off"}
 )
 
 func TestParse(t *testing.T) {
@@ -53,13 +53,19 @@ func TestParse(t *testing.T) {
 		"CAMD_NTP_SERVERS":      "127.0.0.1:11123, ntp.example:123",
 		"CAMD_NTP_INTERVAL":     "30m",
 		"CAMD_SET_SYSTEM_CLOCK": "true",
+		"CAMD_TLS":              "files",
+		"CAMD_TLS_CERT":         "/etc/camd/tls.crt",
+		"CAMD_TLS_KEY":          "/etc/camd/tls.key",
+		"CAMD_TRUSTED_PROXIES":  "10.0.0.0/8,192.0.2.7",
 	}
 	fromAllEnv := config.Config{Listen: "127.0.0.1:9000", DataDir: "/var/lib/camd", SecretFile: "/run/secrets/camd", TokenTTL: 30 * time.Minute, LogFormat: "json",
-		ClockMode: "ntp", NTPServers: "127.0.0.1:11123, ntp.example:123", NTPInterval: 30 * time.Minute, SetSystemClock: true}
+		ClockMode: "ntp", NTPServers: "127.0.0.1:11123, ntp.example:123", NTPInterval: 30 * time.Minute, SetSystemClock: true,
+		TLS: "files", TLSCert: "/etc/camd/tls.crt", TLSKey: "/etc/camd/tls.key", TrustedProxies: "10.0.0.0/8,192.0.2.7"}
 	allFlags := []string{"--listen=[::1]:7000", "--data-dir", "/data", "-secret-file=/s.bin", "--token-ttl", "2h", "--log-format=text",
-		"--clock=system", "--ntp-servers=[::1]:123", "--ntp-interval=2h", "--set-system-clock=false"}
+		"--clock=system", "--ntp-servers=[::1]:123", "--ntp-interval=2h", "--set-system-clock=false",
+		"--tls=auto", "--tls-cert=", "--tls-key=", "--trusted-proxies=fd00::/8"}
 	fromAllFlags := config.Config{Listen: "[::1]:7000", DataDir: "/data", SecretFile: "/s.bin", TokenTTL: 2 * time.Hour, LogFormat: "text",
-		ClockMode: "system", NTPServers: "[::1]:123", NTPInterval: 2 * time.Hour}
+		ClockMode: "system", NTPServers: "[::1]:123", NTPInterval: 2 * time.Hour, TLS: "auto", TrustedProxies: "fd00::/8"}
 
 	with := func(f func(c *config.Config)) config.Config {
 		c := defaults
@@ -120,6 +126,7 @@ func TestParse(t *testing.T) {
 		{name: "ttl at the minimum", args: []string{"--token-ttl=1m"}, sys: bareSystem, want: with(func(c *config.Config) { c.TokenTTL = time.Minute })},
 		{name: "ttl at the maximum", args: []string{"--token-ttl=24h"}, sys: bareSystem, want: with(func(c *config.Config) { c.TokenTTL = 24 * time.Hour })},
 		{name: "flags end at --", args: []string{"--listen=:1", "--"}, sys: bareSystem, want: with(func(c *config.Config) { c.Listen = ":1" })},
+		{name: "cert and key imply tls files", args: []string{"--tls-cert=/c", "--tls-key=/k"}, sys: bareSystem, want: with(func(c *config.Config) { c.TLS = "files"; c.TLSCert = "/c"; c.TLSKey = "/k" })},
 		{name: "flag wins over a variable that would not parse", args: []string{"--token-ttl=5m"}, env: map[string]string{"CAMD_TOKEN_TTL": "bogus"}, sys: bareSystem, want: with(func(c *config.Config) { c.TokenTTL = 5 * time.Minute })},
 		{name: "flag wins over an invalid variable", args: []string{"--log-format=json"}, env: map[string]string{"CAMD_LOG_FORMAT": "xml"}, sys: bareSystem, want: with(func(c *config.Config) { c.LogFormat = "json" })},
 	}
@@ -228,6 +235,7 @@ func TestParseHelp(t *testing.T) {
 				"CAMD_LISTEN", "CAMD_DATA_DIR", "CAMD_SECRET_FILE", "CAMD_TOKEN_TTL", "CAMD_LOG_FORMAT",
 				"--clock", "CAMD_CLOCK", "--ntp-servers", "CAMD_NTP_SERVERS", "--ntp-interval", "CAMD_NTP_INTERVAL",
 				"--set-system-clock", "CAMD_SET_SYSTEM_CLOCK", "(default auto)", "0.pool.ntp.org",
+				"--tls", "CAMD_TLS", "--tls-cert", "CAMD_TLS_CERT", "--tls-key", "CAMD_TLS_KEY", "--trusted-proxies", "CAMD_TRUSTED_PROXIES",
 				"(default :8080)", "(default 1h0m0s)", "(default text)",
 				"camd passwd", "camd version",
 			} {
@@ -276,6 +284,12 @@ func TestValidate(t *testing.T) {
 		{name: "interval below min", change: func(c *config.Config) { c.NTPInterval = 59 * time.Second }, wantErr: "--ntp-interval 59s (CAMD_NTP_INTERVAL)"},
 		{name: "interval above max", change: func(c *config.Config) { c.NTPInterval = 25 * time.Hour }, wantErr: "--ntp-interval"},
 		{name: "set system clock with ntp", change: func(c *config.Config) { c.SetSystemClock = true }},
+		{name: "tls auto", change: func(c *config.Config) { c.TLS = "auto" }},
+		{name: "tls bad", change: func(c *config.Config) { c.TLS = "on" }, wantErr: `--tls "on" (CAMD_TLS)`},
+		{name: "tls files without key", change: func(c *config.Config) { c.TLS = "files"; c.TLSCert = "/c" }, wantErr: "--tls files needs both"},
+		{name: "tls auto with files", change: func(c *config.Config) { c.TLS = "auto"; c.TLSCert = "/c"; c.TLSKey = "/k" }, wantErr: "need --tls files"},
+		{name: "proxies", change: func(c *config.Config) { c.TrustedProxies = "10.0.0.0/8, 192.0.2.1 ,::1" }},
+		{name: "proxies bad", change: func(c *config.Config) { c.TrustedProxies = "10.0.0.0/33" }, wantErr: `--trusted-proxies (CAMD_TRUSTED_PROXIES) "10.0.0.0/33"`},
 		{name: "set system clock with system", change: func(c *config.Config) { c.ClockMode = "system"; c.SetSystemClock = true }, wantErr: "--set-system-clock (CAMD_SET_SYSTEM_CLOCK) needs NTP"},
 	}
 	for _, tt := range tests {

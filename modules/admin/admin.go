@@ -39,13 +39,16 @@ type Module struct {
 	clock   clock.Clock
 	rotate  func() error
 	log     *slog.Logger
+	// fingerprint is the HTTPS certificate's, empty without TLS.
+	fingerprint string
 }
 
 // Provision mounts GET /admin behind Basic auth, and warns when the password
 // would cross the network in the clear.
 func (m *Module) Provision(d app.Deps) error {
 	m.owner, m.clients, m.tokens, m.clock, m.rotate, m.log = d.Owner, d.Clients, d.Tokens, d.Clock, d.RotateSecret, d.Log
-	if !isLoopback(d.Config.Listen) {
+	m.fingerprint = d.TLSFingerprint
+	if d.TLSFingerprint == "" && !isLoopback(d.Config.Listen) {
 		d.Log.Warn("/admin uses HTTP Basic auth over plain HTTP on a non-loopback address: the owner password crosses the network in the clear",
 			slog.String("listen", d.Config.Listen))
 	}
@@ -61,6 +64,7 @@ func (m *Module) Provision(d app.Deps) error {
 	// The JSON API. State changes take only application/json bodies, so a
 	// cross-site form cannot forge them with cached Basic credentials.
 	change := []echo.MiddlewareFunc{basic, jsonbody.RequireJSON, middleware.BodyLimit(BodyLimit)}
+	g.GET("/status", m.status, basic)
 	g.GET("/clients", m.listClients, basic)
 	g.POST("/clients", m.createClient, change...)
 	g.DELETE("/clients/:name", m.deleteClient, basic)

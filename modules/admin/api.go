@@ -109,3 +109,23 @@ func (m *Module) changePassword(c echo.Context) error {
 	m.log.Warn("owner password changed: owner tokens issued before are now refused")
 	return c.NoContent(http.StatusNoContent)
 }
+
+// adminStatus is what GET /admin/status shows the owner.
+type adminStatus struct {
+	// TLSFingerprint is the SHA-256 of the HTTPS certificate, to pin in
+	// the phone app; null without TLS.
+	TLSFingerprint *string `json:"tls_fingerprint"`
+	Clients        int     `json:"clients"`
+}
+
+func (m *Module) status(c echo.Context) error {
+	list, err := m.clients.List()
+	if err != nil {
+		return err
+	}
+	st := adminStatus{Clients: len(list)}
+	if m.fingerprint != "" {
+		st.TLSFingerprint = &m.fingerprint
+	}
+	return c.JSON(http.StatusOK, st)
+}

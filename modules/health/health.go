@@ -27,11 +27,17 @@ type Module struct {
 	version string
 	started time.Time // with a monotonic reading
 	clock   clock.Clock
+	// fingerprint of the HTTPS certificate; nil without TLS.
+	fingerprint *string
 }
 
 // Provision mounts GET /healthz.
 func (m *Module) Provision(d app.Deps) error {
 	m.version, m.clock = d.Version, d.Clock
+	if d.TLSFingerprint != "" {
+		fp := d.TLSFingerprint
+		m.fingerprint = &fp
+	}
 	m.started = time.Now() // uptime is measured on the monotonic clock, not camd's time
 	d.Echo.GET("/healthz", m.health)
 	return nil
@@ -44,6 +50,9 @@ type status struct {
 	Version       string      `json:"version"`
 	UptimeSeconds int64       `json:"uptime_seconds"`
 	Clock         clockStatus `json:"clock"`
+	// TLSFingerprint is public anyway (any client sees the certificate);
+	// showing it lets a phone app confirm what it pinned.
+	TLSFingerprint *string `json:"tls_fingerprint"`
 }
 
 // clockStatus is clock.Status as JSON; times are RFC 3339, absent ones null.
@@ -80,5 +89,6 @@ func (m *Module) health(c echo.Context) error {
 			Server:   st.Server,
 			NextSync: timeOrNull(st.NextSync),
 		},
+		TLSFingerprint: m.fingerprint,
 	})
 }
