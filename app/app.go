@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"camd/config"
+	"camd/lockout"
 	"camd/platform/ackstore"
 	"camd/platform/clients"
 	"camd/platform/clock"
@@ -34,14 +35,17 @@ import (
 // Deps is what the host hands each module. Modules get nothing else: no
 // package-level state, no other module's internals.
 type Deps struct {
-	Config  config.Config
-	Log     *slog.Logger // already scoped with the module's ID
-	Echo    *echo.Echo
-	Clock   clock.Clock
-	Tokens  *token.Authority
-	Owner   *password.Store
-	Acks    *ackstore.Store
-	Clients *clients.Store
+	Config config.Config
+	Log    *slog.Logger // already scoped with the module's ID
+	Echo   *echo.Echo
+	Clock  clock.Clock
+	Tokens *token.Authority
+	Owner  *password.Store
+	// Passwords checks the owner password with brute-force protection;
+	// every password check of a request goes through it.
+	Passwords *PasswordGate
+	Acks      *ackstore.Store
+	Clients   *clients.Store
 	// RotateSecret makes a new signing secret and switches to it; it
 	// fails with ErrExternalSecret when the secret comes from --secret-file.
 	RotateSecret func() error
@@ -231,6 +235,10 @@ func New(cfg config.Config, opt Options) (*App, error) {
 			"sha256", cert.Fingerprint, "not_after", cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 
+	// Monotonic time.Now, not camd's clock: an NTP step must neither lock
+	// nor unlock anybody.
+	passwords := &PasswordGate{owner: owner, limiter: lockout.New(lockout.Config{})}
+
 	e := newEcho(log, cfg.Proxies())
 	for _, info := range reg.Modules() {
 		m := info.New()
@@ -241,6 +249,7 @@ func New(cfg config.Config, opt Options) (*App, error) {
 			Clock:          clk,
 			Tokens:         tokens,
 			Owner:          owner,
+			Passwords:      passwords,
 			Acks:           acks,
 			Clients:        cls,
 			RotateSecret:   rotate,

@@ -144,7 +144,15 @@ func TestLoginErrors(t *testing.T) {
 			}
 		})
 	}
-	// A well-formed login with charset still works after all that.
+	// Five wrong passwords above: this address is now locked out.
+	r := do(t, "POST", s.URL+"/api/login", `{"user":"owner","pass":"`+s.Password+`"}`, jsonCT)
+	if r.Status != http.StatusTooManyRequests {
+		t.Errorf("login after five failures: %d %s", r.Status, r.Body)
+	}
+}
+
+func TestLoginWithCharset(t *testing.T) {
+	s := startServer(t, "", serverOpts{})
 	r := do(t, "POST", s.URL+"/api/login", `{"user":"owner","pass":"`+s.Password+`"}`, "Content-Type: application/json; charset=utf-8")
 	if r.Status != http.StatusOK {
 		t.Errorf("login with charset: %d %s", r.Status, r.Body)

@@ -29,13 +29,14 @@ const BodyLimit = "4KiB"
 
 // Module is the login endpoint.
 type Module struct {
-	tokens *token.Authority
-	owner  *password.Store
+	tokens    *token.Authority
+	owner     *password.Store
+	passwords *app.PasswordGate
 }
 
 // Provision mounts POST /api/login.
 func (m *Module) Provision(d app.Deps) error {
-	m.tokens, m.owner = d.Tokens, d.Owner
+	m.tokens, m.owner, m.passwords = d.Tokens, d.Owner, d.Passwords
 	// No login while the clock is untrusted: the token's iat and exp would
 	// be wrong, and the password check would burn CPU for nothing.
 	d.Echo.POST("/api/login", m.login, d.Tokens.RequireTrustedClock(), middleware.BodyLimit(BodyLimit))
@@ -63,7 +64,7 @@ func (m *Module) login(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ok, err := m.owner.Check(c.Request().Context(), user, pass)
+	ok, err := m.passwords.Check(c, user, pass)
 	if err != nil {
 		return err
 	}
