@@ -65,6 +65,7 @@ type server struct {
 }
 
 type serverOpts struct {
+	quiet    bool // discard logs, for tests that measure memory
 	cfg      func(*config.Config)
 	clock    clock.Clock
 	registry *app.Registry
@@ -94,7 +95,7 @@ func startServer(t *testing.T, dataDir string, o serverOpts) *server {
 	var stderr bytes.Buffer
 	a, err := app.New(cfg, app.Options{
 		Registry:       o.registry,
-		Log:            slog.New(slog.NewTextHandler(logs, nil)),
+		Log:            logger(logs, o.quiet),
 		Clock:          o.clock,
 		Stderr:         &stderr,
 		Version:        "test",
@@ -152,6 +153,12 @@ func (r response) JSON(t *testing.T) map[string]any {
 // do sends one request with the given headers ("Name: value" pairs).
 func do(t *testing.T, method, url, body string, headers ...string) response {
 	t.Helper()
+	return doWith(t, &http.Client{Timeout: 10 * time.Second}, method, url, body, headers...)
+}
+
+// doWith is do on a given client, to reuse its connections.
+func doWith(t *testing.T, client *http.Client, method, url, body string, headers ...string) response {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -164,7 +171,6 @@ func do(t *testing.T, method, url, body string, headers ...string) response {
 		k, v, _ := strings.Cut(h, ": ")
 		req.Header.Add(k, v)
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
 	res, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -204,4 +210,11 @@ func flip(s string) string {
 		return "B" + s[1:]
 	}
 	return "A" + s[1:]
+}
+
+func logger(w *syncBuffer, quiet bool) *slog.Logger {
+	if quiet {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
 }

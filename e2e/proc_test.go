@@ -90,6 +90,7 @@ type proc struct {
 	URL      string
 	Password string // the initial owner password, when this start printed one
 	stderr   *lockedBuffer
+	client   *http.Client // nil: the package's plain client
 	done     chan struct{}
 	waitErr  error
 }
@@ -155,9 +156,16 @@ func tryStart(t *testing.T, dataDir string, extra ...string) (*proc, error) {
 				p.Password = pw
 				continue
 			}
-			var rec struct{ Msg, Addr string }
+			var rec struct {
+				Msg, Addr string
+				TLS       bool
+			}
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				addr <- rec.Addr
+				scheme := "http://"
+				if rec.TLS {
+					scheme = "https://"
+				}
+				addr <- scheme + rec.Addr
 			}
 		}
 		p.waitErr = cmd.Wait()
@@ -166,7 +174,7 @@ func tryStart(t *testing.T, dataDir string, extra ...string) (*proc, error) {
 	t.Cleanup(func() { p.kill() })
 	select {
 	case a := <-addr:
-		p.URL = "http://" + a
+		p.URL = a
 		return p, nil
 	case <-p.done:
 		return p, fmt.Errorf("camd exited before listening: %v\n%s", p.waitErr, p.stderr.String())
@@ -249,7 +257,11 @@ func (p *proc) try(method, path, body string, headers ...string) (response, erro
 		}
 		req.Header.Add(k, v)
 	}
-	res, err := client.Do(req)
+	c := p.client
+	if c == nil {
+		c = client
+	}
+	res, err := c.Do(req)
 	if err != nil {
 		return response{}, err
 	}
