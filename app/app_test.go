@@ -402,18 +402,19 @@ func TestTokenTTLIsConfigurable(t *testing.T) {
 // cross the network in the clear, none on loopback.
 func TestAdminOverPlainHTTPWarning(t *testing.T) {
 	for _, tc := range []struct {
-		listen string
-		warn   bool
+		listen, tls string
+		warn        bool
 	}{
-		{"127.0.0.1:0", false},
-		{"[::1]:0", false},
-		{"localhost:0", false},
-		{":0", true},
-		{"0.0.0.0:0", true},
-		{"192.0.2.10:8080", true},
+		{"127.0.0.1:0", "off", false},
+		{"[::1]:0", "off", false},
+		{"localhost:0", "off", false},
+		{":0", "off", true},
+		{"0.0.0.0:0", "off", true},
+		{"192.0.2.10:8080", "off", true},
+		{":0", "auto", false}, // HTTPS: the credentials are encrypted
 	} {
-		t.Run(tc.listen, func(t *testing.T) {
-			s := startServer(t, "", serverOpts{cfg: func(c *config.Config) { c.Listen = tc.listen }})
+		t.Run(tc.listen+" tls "+tc.tls, func(t *testing.T) {
+			s := startServer(t, "", serverOpts{cfg: func(c *config.Config) { c.Listen, c.TLS = tc.listen, tc.tls }})
 			got := strings.Contains(s.Logs.String(), "/admin uses HTTP Basic auth over plain HTTP")
 			if got != tc.warn {
 				t.Errorf("warning logged = %v, want %v", got, tc.warn)
