@@ -183,6 +183,7 @@ func TestPasswordChange(t *testing.T) {
 func TestOfflineClientCLI(t *testing.T) {
 	dir := t.TempDir()
 	p := start(t, dir)
+	pw := p.Password
 	code, out := run(t, "", "client", "add", "cloud-worker", "--scope", "ack", "--data-dir", dir)
 	if code != 0 {
 		t.Fatalf("client add: %d %s", code, out)
@@ -199,6 +200,13 @@ func TestOfflineClientCLI(t *testing.T) {
 	if code, out := run(t, "", "client", "list", "--data-dir", dir); code != 0 || !strings.Contains(out, "cloud-worker") || strings.Contains(out, tok) {
 		t.Errorf("client list: %d %s", code, out)
 	}
+	// "Last used" is kept in memory and written at shutdown (and every
+	// 10 minutes), where the offline list finds it.
+	p.stop()
+	if code, out := run(t, "", "client", "list", "--data-dir", dir); code != 0 || !strings.Contains(out, "127.0.0.1") {
+		t.Errorf("client list after shutdown lacks last use: %d %s", code, out)
+	}
+	p = start(t, dir)
 	if code, out := run(t, "", "client", "add", "cloud-worker", "--data-dir", dir); code != 1 || !strings.Contains(out, "exists") {
 		t.Errorf("duplicate add: %d %s", code, out)
 	}
@@ -208,7 +216,7 @@ func TestOfflineClientCLI(t *testing.T) {
 	if r := p.do("POST", "/api/ack", `{"count":10}`, bearer(tok)); r.Status != http.StatusUnauthorized {
 		t.Errorf("revoked offline, next request: %d", r.Status)
 	}
-	if r := p.admin(p.Password, "GET", "/admin/clients", ""); r.Body != "[]\n" && r.Body != "[]" {
+	if r := p.admin(pw, "GET", "/admin/clients", ""); r.Body != "[]\n" && r.Body != "[]" {
 		t.Errorf("server still lists the client: %s", r.Body)
 	}
 }
