@@ -133,7 +133,8 @@ func (a *Authority) SetOnUse(f func(echo.Context, *Claims)) { a.onUse = f }
 // TTL returns the lifetime of issued tokens.
 func (a *Authority) TTL() time.Duration { return a.ttl }
 
-// Issue returns a signed owner token.
+// Issue returns a token for subject with the login lifetime and no scope
+// claims; owner logins use IssueOwner, clients IssueClient.
 func (a *Authority) Issue(subject string) (string, error) {
 	if subject == "" {
 		return "", errors.New("token: empty subject")

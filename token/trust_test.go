@@ -1,6 +1,7 @@
 package token
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -85,4 +86,85 @@ func TestRetryAfter(t *testing.T) {
 			t.Errorf("retryAfter(next %v) = %d, want %d", tc.next, got, tc.want)
 		}
 	}
+}
+
+// TestClientTokensAndKeys: client tokens carry name, id and scopes; the
+// validator can refuse a correctly signed token; SetKey refuses every token
+// signed with the old key.
+func TestClientTokensAndKeys(t *testing.T) {
+	clk := &fakeClock{}
+	clk.trusted.Store(true)
+	a, err := NewAuthority(make([]byte, 32), time.Hour, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.IssueClient("porch-esp32", "id-1", []string{"ack:read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name, ok := c.Client(); !ok || name != "porch-esp32" || c.ID != "id-1" {
+		t.Errorf("claims %+v: want client porch-esp32 with jti id-1", c)
+	}
+	if d := c.ExpiresAt.Sub(c.IssuedAt.Time); d != ClientTTL {
+		t.Errorf("client lifetime %v, want %v", d, ClientTTL)
+	}
+	scopes := []struct {
+		claims *Claims
+		scope  string
+		want   bool
+	}{
+		{c, "ack:read", true},
+		{c, "ack", false},
+		{&Claims{Scope: "ack ack:read"}, "ack", true},
+		{&Claims{Scope: "ackx"}, "ack", false},
+		{ownerClaims(), "ack", true},
+		{ownerClaims(), "anything", true},
+	}
+	for _, tc := range scopes {
+		if got := tc.claims.HasScope(tc.scope); got != tc.want {
+			t.Errorf("%+v HasScope(%q) = %v, want %v", tc.claims, tc.scope, got, tc.want)
+		}
+	}
+	if _, ok := ownerClaims().Client(); ok {
+		t.Error("an owner token reads as a client token")
+	}
+
+	a.SetValidator(func(c *Claims) error {
+		if c.ID == "id-1" {
+			return errors.New("revoked")
+		}
+		return nil
+	})
+	if _, err := a.Verify(tok); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a token the validator refuses: %v, want ErrInvalid", err)
+	}
+	owner, _ := a.IssueOwner("v1")
+	if c, err := a.Verify(owner); err != nil || c.PasswordVersion != "v1" {
+		t.Fatalf("owner token: %+v, %v", c, err)
+	}
+	if err := a.SetKey(make([]byte, 16)); err == nil {
+		t.Error("SetKey accepted a 16-byte key")
+	}
+	newKey := make([]byte, 32)
+	newKey[0] = 1
+	if err := a.SetKey(newKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(owner); !errors.Is(err, ErrInvalid) {
+		t.Errorf("token of the old key after SetKey: %v", err)
+	}
+	fresh, _ := a.IssueOwner("v1")
+	if _, err := a.Verify(fresh); err != nil {
+		t.Errorf("token of the new key: %v", err)
+	}
+}
+
+func ownerClaims() *Claims {
+	c := &Claims{}
+	c.Subject = OwnerSubject
+	return c
 }
