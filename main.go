@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string) int {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
-	case "serve", "passwd":
+	case "serve", "passwd", "healthcheck":
 	case "client":
 		return app.ClientMain(args, os.LookupEnv, config.HostSystem(), os.Stdout, os.Stderr, buildTime)
 	case "version":
@@ -57,6 +57,13 @@ func run(ctx context.Context, args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "camd: %v\n", err)
 		return 2
+	}
+	if cmd == "healthcheck" {
+		if err := app.Healthcheck(cfg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
 	}
 	if cmd == "passwd" {
 		if err := app.Passwd(cfg, os.Stdin, os.Stderr, buildTime); err != nil {

@@ -283,6 +283,8 @@ Usage:
                          or prompts twice when stdin is a terminal
   camd client add NAME [--scope ack] | list | revoke NAME
                          manage client credentials (see camd client --help)
+  camd healthcheck       exit 0 when the local server's /healthz answers 200
+                         (for container HEALTHCHECKs; uses --listen and --tls)
   camd version           print the version
   camd --help            print this help
 

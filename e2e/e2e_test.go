@@ -397,3 +397,21 @@ func TestEnvironment(t *testing.T) {
 		t.Errorf("CAMD_DATA_DIR won over --data-dir: %v", entries)
 	}
 }
+
+// TestHealthcheck: camd healthcheck finds the local server from the same
+// flags and variables, over HTTP and HTTPS, and fails when none answers.
+func TestHealthcheck(t *testing.T) {
+	for _, tlsMode := range []string{"off", "auto"} {
+		t.Run("tls "+tlsMode, func(t *testing.T) {
+			p := start(t, t.TempDir(), "--tls="+tlsMode)
+			port := p.URL[strings.LastIndex(p.URL, ":")+1:]
+			if code, out := run(t, "", "healthcheck", "--listen=:"+port, "--tls="+tlsMode); code != 0 {
+				t.Errorf("healthcheck of a running server: %d %s", code, out)
+			}
+			p.stop()
+			if code, _ := run(t, "", "healthcheck", "--listen=127.0.0.1:"+port, "--tls="+tlsMode); code != 1 {
+				t.Errorf("healthcheck with no server: exit %d, want 1", code)
+			}
+		})
+	}
+}
