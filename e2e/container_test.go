@@ -1,0 +1,250 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The podman flags that work on these machines: runc, and explicit ulimits
+// (the default runtime, crun, fails here on cgroups and rlimits).
+var podmanRun = []string{"--runtime", "runc"}
+var ulimits = []string{"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}
+
+// podman runs a podman command and returns its trimmed output.
+func podman(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command("podman", append(podmanRun, args...)...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func mustPodman(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := podman(t, args...)
+	if err != nil {
+		t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// builderImage assembles a Go builder image from this machine's own
+// toolchain, since no image registry is reachable: a static busybox, GOROOT
+// and the CA bundle, imported as localhost/gobuilder:1.26.
+func builderImage(t *testing.T) string {
+	t.Helper()
+	const name = "localhost/gobuilder:1.26"
+	if _, err := podman(t, "image", "exists", name); err == nil {
+		return name
+	}
+	busybox := needTool(t, "busybox", "busybox-static")
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	for _, d := range []string{"bin", "tmp", "etc/ssl/certs"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	os.Chmod(filepath.Join(root, "tmp"), 0o1777)
+	if out, err := exec.Command("cp", busybox, filepath.Join(root, "bin", "busybox")).CombinedOutput(); err != nil {
+		t.Fatalf("copy busybox: %v %s", err, out)
+	}
+	for _, app := range []string{"sh", "mkdir", "ls", "cat", "env"} {
+		os.Symlink("busybox", filepath.Join(root, "bin", app))
+	}
+	gr := strings.TrimSpace(string(goroot))
+	// One tar stream: the small root, then GOROOT and the CA bundle from /.
+	tar := exec.Command("tar", "-c", "-C", root, ".", "-C", "/", strings.TrimPrefix(gr, "/"), "etc/ssl/certs/ca-certificates.crt")
+	imp := exec.Command("podman", "import", "--change", "ENV PATH="+gr+"/bin:/bin", "-", name)
+	pipe, err := tar.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp.Stdin = pipe
+	var out bytes.Buffer
+	imp.Stdout, imp.Stderr = &out, &out
+	if err := tar.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := imp.Run(); err != nil {
+		t.Fatalf("podman import: %v\n%s", err, out.String())
+	}
+	if err := tar.Wait(); err != nil {
+		t.Fatalf("tar: %v", err)
+	}
+	return name
+}
+
+// freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// container is one running camd container, published on 127.0.0.1.
+type container struct {
+	*proc
+	name string
+}
+
+// runContainer starts the image with extra podman run arguments and waits
+// for /healthz from the host.
+func runContainer(t *testing.T, image string, args ...string) *container {
+	t.Helper()
+	name := "camd-e2e-" + randHex(4)
+	port := freePort(t)
+	runArgs := append([]string{"run", "-d", "--name", name, "-p", "127.0.0.1:" + strconv.Itoa(port) + ":8080",
+		"-e", "CAMD_CLOCK=system"}, ulimits...)
+	runArgs = append(append(runArgs, args...), image)
+	mustPodman(t, runArgs...)
+	t.Cleanup(func() { podman(t, "rm", "-f", "-t", "0", name) })
+	c := &container{proc: &proc{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}, name: name}
+	c.waitHealthy()
+	logs, _ := podman(t, "logs", name)
+	for _, line := range strings.Split(logs, "\n") {
+		if pw, ok := strings.CutPrefix(line, "initial owner password: "); ok {
+			c.Password = pw
+		}
+	}
+	return c
+}
+
+func (c *container) waitHealthy() {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if r, err := c.try("GET", "/healthz", ""); err == nil && r.Status == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			logs, _ := podman(c.t, "logs", c.name)
+			c.t.Fatalf("container %s never became healthy:\n%s", c.name, logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func volume(t *testing.T) string {
+	t.Helper()
+	name := "camd-e2e-" + randHex(4)
+	mustPodman(t, "volume", "create", name)
+	t.Cleanup(func() { podman(t, "volume", "rm", "-f", name) })
+	return name
+}
+
+// TestContainer builds the repository's Dockerfile with podman and runs the
+// image as staging would.
+func TestContainer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds an image")
+	}
+	needTool(t, "podman", "podman")
+	needTool(t, "runc", "runc")
+	builder := builderImage(t)
+	image := "localhost/camd:e2e"
+	build := append([]string{"build"}, ulimits...)
+	// Docker format: the OCI format has no HEALTHCHECK.
+	build = append(build, "--format", "docker", "--build-arg", "GO_IMAGE="+builder, "--build-arg", "VERSION=e2e", "-t", image, "..")
+	mustPodman(t, build...)
+	t.Cleanup(func() { podman(t, "rmi", "-f", image) })
+
+	t.Run("flow, restart, non-root, graceful stop", func(t *testing.T) {
+		vol := volume(t)
+		c := runContainer(t, image, "-v", vol+":/data")
+		if c.Password == "" {
+			t.Fatal("no initial password in the container's logs")
+		}
+		tok := c.login(c.Password)
+		if r := c.do("POST", "/api/ack", `{"count":6}`, bearer(tok)); r.Status != 200 {
+			t.Fatalf("ack: %d %s", r.Status, r.Body)
+		}
+		if r := c.do("GET", "/admin", "", basicAuth("owner", c.Password)); r.Status != 200 || r.Body != "hi owner" {
+			t.Errorf("admin: %d %q", r.Status, r.Body)
+		}
+		if out, err := podman(t, "healthcheck", "run", c.name); err != nil {
+			t.Errorf("HEALTHCHECK (camd healthcheck): %v %s", err, out)
+		}
+
+		pid := mustPodman(t, "inspect", "-f", "{{.State.Pid}}", c.name)
+		status, err := os.ReadFile("/proc/" + pid + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if fields := strings.Fields(line); len(fields) > 1 && fields[0] == "Uid:" && fields[1] == "0" {
+				t.Errorf("camd runs as root in the container: %s", line)
+			}
+		}
+
+		mustPodman(t, "restart", "-t", "10", c.name)
+		c.waitHealthy()
+		if r := c.do("GET", "/api/ack", "", bearer(tok)); r.Status != 200 || r.field(t, "count") != float64(6) {
+			t.Errorf("after a restart the token or the ack is gone: %d %s", r.Status, r.Body)
+		}
+
+		started := time.Now()
+		mustPodman(t, "stop", "-t", "2", c.name)
+		took := time.Since(started)
+		// podman kills after -t 2 s, which would show as exit code 137.
+		if code := mustPodman(t, "inspect", "-f", "{{.State.ExitCode}}", c.name); code != "0" {
+			t.Errorf("exit code after podman stop: %s, want 0 (graceful)", code)
+		}
+		t.Logf("podman stop took %v", took.Round(time.Millisecond))
+		if logs, _ := podman(t, "logs", c.name); !strings.Contains(logs, "msg=stopped") {
+			t.Errorf("no graceful stop in the logs:\n%s", logs)
+		}
+	})
+
+	t.Run("read-only root file system", func(t *testing.T) {
+		c := runContainer(t, image, "--read-only", "-v", volume(t)+":/data")
+		c.login(c.Password)
+	})
+
+	t.Run("shared secret file", func(t *testing.T) {
+		dir := t.TempDir()
+		os.Chmod(dir, 0o755)
+		secret := filepath.Join(dir, "camd-secret")
+		key := make([]byte, 32)
+		rand.Read(key)
+		// Readable by the container's unprivileged user; mounted read-only.
+		if err := os.WriteFile(secret, key, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		mount := []string{"-v", secret + ":/run/camd-secret:ro", "-e", "CAMD_SECRET_FILE=/run/camd-secret"}
+		a := runContainer(t, image, append(mount, "-v", volume(t)+":/data")...)
+		b := runContainer(t, image, append(mount, "-v", volume(t)+":/data")...)
+		tok := a.login(a.Password)
+		if r := b.do("POST", "/api/ack", `{"count":1}`, bearer(tok)); r.Status != http.StatusOK {
+			t.Errorf("token from one replica on the other: %d %s", r.Status, r.Body)
+		}
+		if got, _ := os.ReadFile(secret); !bytes.Equal(got, key) {
+			t.Error("the shared secret was changed")
+		}
+	})
+
+	if out, err := podman(t, "image", "inspect", "--format", "{{.Size}}", image); err == nil {
+		if n, err := strconv.ParseInt(out, 10, 64); err == nil {
+			t.Logf("image size: %.1f MiB", float64(n)/(1<<20))
+		}
+	}
+}
