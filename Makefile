@@ -1,0 +1,16 @@
+# Thin wrappers: the logic lives in scripts/ so it also runs where make is
+# not installed. Override with e.g. `make dist VERSION=v1.2.3`; VERSION,
+# BUILD_TIME and DIST_DIR are passed through, and scripts/dist.sh fills in
+# what is left unset.
+export VERSION BUILD_TIME DIST_DIR
+
+.PHONY: dist budgets
+
+# Static binaries for armv6, armv7, arm64, mipsle (softfloat) and amd64 in dist/.
+dist:
+	bash scripts/dist.sh
+
+# Size and memory budgets; `make budgets IMAGE=localhost/camd:test` also
+# checks the container image.
+budgets:
+	bash scripts/budgets.sh $(IMAGE)

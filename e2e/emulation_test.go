@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"bufio"
+	"debug/buildinfo"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// camArch is a cam SoC target: how to build for it, which qemu-user runs
+// it, and the ELF header the build must have.
+type camArch struct {
+	name    string
+	goarch  string
+	variant string // GOARM=7, GOMIPS=softfloat: also what debug/buildinfo records
+	qemu    string
+	machine elf.Machine
+}
+
+var camArches = []camArch{
+	{name: "armv7", goarch: "arm", variant: "GOARM=7", qemu: "qemu-arm-static", machine: elf.EM_ARM},
+	{name: "mipsle", goarch: "mipsle", variant: "GOMIPS=softfloat", qemu: "qemu-mipsel-static", machine: elf.EM_MIPS},
+}
+
+// TestEmulatedCamBuilds cross-builds camd for the cams' 32-bit SoCs and runs
+// each build as a real server under qemu-user: login, ack, admin, healthz
+// and a graceful stop. It catches what a native build cannot: 32-bit
+// alignment of atomics, softfloat, syscalls that differ per architecture
+// (flock, fsync, rename in the data directory).
+func TestEmulatedCamBuilds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-builds and emulates camd")
+	}
+	// Sequential on purpose: each build and each emulated server wants both
+	// of the CI machine's cores.
+	for _, a := range camArches {
+		t.Run(a.name, func(t *testing.T) { testEmulated(t, a) })
+	}
+}
+
+func testEmulated(t *testing.T, a camArch) {
+	qemu := needTool(t, a.qemu, "qemu-user-static")
+
+	began := time.Now()
+	bin := crossBuild(t, a)
+	built := time.Now()
+	checkELF(t, bin, a)
+
+	p := startEmulated(t, qemu, bin, t.TempDir())
+	if p.Password == "" {
+		t.Fatalf("no initial password on stderr:\n%s", p.logs())
+	}
+	tok := p.login(p.Password)
+	if r := p.do("POST", "/api/ack", `{"count":3}`, bearer(tok)); r.Status != http.StatusOK || r.field(t, "count") != float64(3) {
+		t.Fatalf("POST /api/ack: %d %s", r.Status, r.Body)
+	}
+	if r := p.do("GET", "/api/ack", "", bearer(tok)); r.Status != http.StatusOK || r.field(t, "count") != float64(3) {
+		t.Fatalf("GET /api/ack: %d %s", r.Status, r.Body)
+	}
+	if r := p.do("GET", "/admin", "", basicAuth("owner", p.Password)); r.Status != http.StatusOK || r.Body != "hi owner" {
+		t.Fatalf("GET /admin: %d %q", r.Status, r.Body)
+	}
+	if r := p.do("GET", "/healthz", ""); r.Status != http.StatusOK || r.field(t, "status") != "ok" {
+		t.Fatalf("GET /healthz: %d %s", r.Status, r.Body)
+	}
+
+	// qemu-user passes SIGTERM on to the guest and exits with its status.
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("did not exit within 20s of SIGTERM:\n%s", p.logs())
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM:\n%s", code, p.logs())
+	}
+	if strings.Contains(p.logs(), `"level":"ERROR"`) {
+		t.Errorf("errors logged under emulation:\n%s", p.logs())
+	}
+	t.Logf("%s: build %v, emulated run %v", a.name, built.Sub(began).Round(time.Millisecond), time.Since(built).Round(time.Millisecond))
+}
+
+// crossBuild builds camd for a as `make dist` does, minus the stamps.
+func crossBuild(t *testing.T, a camArch) string {
+	t.Helper()
+	// The build is a subprocess: make go test see the sources (see camd).
+	if err := readSources(".."); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "camd")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "camd")
+	// Later entries win, so these override whatever the caller exported.
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+a.goarch, a.variant, "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cross-build %s: %v\n%s", a.name, err, out)
+	}
+	return bin
+}
+
+// checkELF proves the binary is foreign: 32-bit little-endian for the
+// SoC's machine, with the variant (GOARM, GOMIPS) that was asked for.
+func checkELF(t *testing.T, bin string, a camArch) {
+	t.Helper()
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Machine != a.machine || f.Class != elf.ELFCLASS32 || f.ByteOrder != binary.LittleEndian {
+		t.Fatalf("ELF header: machine %v, class %v, byte order %v; want %v, 32-bit, little-endian", f.Machine, f.Class, f.ByteOrder, a.machine)
+	}
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, _ := strings.Cut(a.variant, "=")
+	for _, s := range info.Settings {
+		if s.Key == key {
+			if s.Key+"="+s.Value != a.variant {
+				t.Fatalf("build info: %s=%s, want %s", s.Key, s.Value, a.variant)
+			}
+			return
+		}
+	}
+	t.Fatalf("build info records no %s", key)
+}
+
+// startEmulated is tryStart with the binary run by qemu-user. It returns a
+// proc so the package's HTTP helpers apply.
+func startEmulated(t *testing.T, qemu, bin, dataDir string) *proc {
+	t.Helper()
+	cmd := exec.Command(qemu, bin, "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir", dataDir, "--clock", "system")
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(io.TeeReader(pipe, p.stderr))
+		for sc.Scan() {
+			line := sc.Text()
+			if pw, ok := strings.CutPrefix(line, "initial owner password: "); ok {
+				p.Password = pw
+				continue
+			}
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+				addr <- rec.Addr
+			}
+		}
+		p.waitErr = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.kill)
+	select {
+	case a := <-addr:
+		p.URL = "http://" + a
+	case <-p.done:
+		t.Fatalf("camd exited before listening: %v\n%s", p.waitErr, p.stderr.String())
+	// Emulation is slow: the first start hashes the password at ~0.1 s per pass.
+	case <-time.After(30 * time.Second):
+		t.Fatalf("camd did not listen within 30s under %s:\n%s", filepath.Base(qemu), p.stderr.String())
+	}
+	return p
+}
