@@ -73,6 +73,12 @@ func run(ctx context.Context, args []string) int {
 		return 0
 	}
 	log := newLogger(cfg.LogFormat, os.Stderr)
+	// A soft limit keeps the heap small on a cam; GOMEMLIMIT, when set, is
+	// the runtime's own setting and wins.
+	if n, _ := cfg.MemoryLimitBytes(); n > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(n)
+		log.Info("memory limit", "soft_limit", cfg.MemoryLimit)
+	}
 	a, err := app.New(cfg, app.Options{Log: log, Stderr: os.Stderr, Version: buildVersion(), BuildTime: buildTime})
 	if err != nil {
 		log.Error("cannot start", "err", err)

@@ -174,7 +174,7 @@ func New(cfg config.Config, opt Options) (*App, error) {
 		fmt.Fprintf(stderr, "initial owner password: %s\n", initial)
 		log.Info("created the initial owner password and printed it once on stderr; change it with camd passwd", "path", owner.Path())
 	}
-	acks, err := ackstore.Open(dir, log, clk.Now)
+	acks, err := ackstore.Open(dir, log, clk.Now, ackstore.Options{GroupCommit: cfg.AckGroupCommit})
 	if err != nil {
 		return nil, err
 	}

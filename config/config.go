@@ -32,6 +32,9 @@ type Config struct {
 
 	TrustedProxies string // comma list of CIDRs whose X-Forwarded-For is believed
 
+	AckGroupCommit bool   // concurrent acks share one fsync
+	MemoryLimit    string // Go soft memory limit, such as "24MiB"; "off" for none
+
 	TLS     string // "off", "auto" (self-signed, kept in DataDir) or "files"
 	TLSCert string // PEM certificate for TLS "files"
 	TLSKey  string // PEM key for TLS "files"
@@ -85,6 +88,36 @@ const (
 	MinNTPInterval = time.Minute
 	MaxNTPInterval = 24 * time.Hour
 )
+
+// DefaultMemoryLimit keeps the Go heap small on a cam that shares 64-128
+// MiB with video encoding; camd's live heap is a few MiB, each password
+// check adds 6 MiB.
+const DefaultMemoryLimit = "24MiB"
+
+// MemoryLimitBytes parses MemoryLimit: a number with an optional B, KiB,
+// MiB or GiB suffix; 0 for "off".
+func (c Config) MemoryLimitBytes() (int64, error) {
+	v := strings.TrimSpace(c.MemoryLimit)
+	if v == "" || v == "off" {
+		return 0, nil
+	}
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("--memory-limit %q (CAMD_MEMORY_LIMIT): want a size such as 24MiB, or off", c.MemoryLimit)
+	}
+	return n * mult, nil
+}
 
 // DefaultNTPServers is the public NTP pool.
 const DefaultNTPServers = "0.pool.ntp.org,1.pool.ntp.org,2.pool.ntp.org,3.pool.ntp.org"
@@ -142,6 +175,8 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 		{"tls", "CAMD_TLS", "HTTPS: off, auto (a self-signed certificate made on first start and kept in the data directory; its SHA-256 fingerprint is logged for pinning) or files (--tls-cert and --tls-key; implied when both are given)"},
 		{"tls-cert", "CAMD_TLS_CERT", "PEM certificate (chain) for --tls files"},
 		{"tls-key", "CAMD_TLS_KEY", "PEM private key for --tls files"},
+		{"ack-group-commit", "CAMD_ACK_GROUP_COMMIT", "let concurrent acks share one write and fsync (each is still on disk before its 200); off costs one fsync per ack"},
+		{"memory-limit", "CAMD_MEMORY_LIMIT", "Go soft memory limit (runtime/debug.SetMemoryLimit), such as 24MiB, for cams with 64-128 MiB shared with video; off for none; GOMEMLIMIT, when set, wins"},
 		{"trusted-proxies", "CAMD_TRUSTED_PROXIES", "comma list of CIDRs of reverse proxies whose X-Forwarded-For is believed (default: none; the TCP peer is the client)"},
 	}
 	fs.StringVar(&cfg.Listen, "listen", ":8080", specs[0].usage)
@@ -156,7 +191,9 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 	fs.StringVar(&cfg.TLS, "tls", "off", specs[9].usage)
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", specs[10].usage)
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", specs[11].usage)
-	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", specs[12].usage)
+	fs.BoolVar(&cfg.AckGroupCommit, "ack-group-commit", true, specs[12].usage)
+	fs.StringVar(&cfg.MemoryLimit, "memory-limit", DefaultMemoryLimit, specs[13].usage)
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", specs[14].usage)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -240,6 +277,11 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("--tls %q (CAMD_TLS): want off, auto or files", c.TLS)
+	}
+	if n, err := c.MemoryLimitBytes(); err != nil {
+		return err
+	} else if n != 0 && n < 8<<20 {
+		return fmt.Errorf("--memory-limit %s (CAMD_MEMORY_LIMIT): below 8MiB camd would spend its time collecting garbage", c.MemoryLimit)
 	}
 	if strings.TrimSpace(c.TrustedProxies) != "" {
 		for _, s := range strings.Split(c.TrustedProxies, ",") {

@@ -39,7 +39,8 @@ func fakeSystem(mounts, dirs []string) config.System {
 var (
 	bareSystem = fakeSystem(nil, nil)
 	defaults   = config.Config{Listen: ":8080", DataDir: "./camd-data", TokenTTL: time.Hour, LogFormat: "text",
-		ClockMode: "auto", NTPServers: config.DefaultNTPServers, NTPInterval: time.Hour, TLS: "off"}
+		ClockMode: "auto", NTPServers: config.DefaultNTPServers, NTPInterval: time.Hour, TLS: "off",
+		AckGroupCommit: true, MemoryLimit: config.DefaultMemoryLimit}
 )
 
 func TestParse(t *testing.T) {
@@ -57,15 +58,19 @@ func TestParse(t *testing.T) {
 		"CAMD_TLS_CERT":         "/etc/camd/tls.crt",
 		"CAMD_TLS_KEY":          "/etc/camd/tls.key",
 		"CAMD_TRUSTED_PROXIES":  "10.0.0.0/8,192.0.2.7",
+		"CAMD_ACK_GROUP_COMMIT": "false",
+		"CAMD_MEMORY_LIMIT":     "48MiB",
 	}
 	fromAllEnv := config.Config{Listen: "127.0.0.1:9000", DataDir: "/var/lib/camd", SecretFile: "/run/secrets/camd", TokenTTL: 30 * time.Minute, LogFormat: "json",
 		ClockMode: "ntp", NTPServers: "127.0.0.1:11123, ntp.example:123", NTPInterval: 30 * time.Minute, SetSystemClock: true,
-		TLS: "files", TLSCert: "/etc/camd/tls.crt", TLSKey: "/etc/camd/tls.key", TrustedProxies: "10.0.0.0/8,192.0.2.7"}
+		TLS: "files", TLSCert: "/etc/camd/tls.crt", TLSKey: "/etc/camd/tls.key", TrustedProxies: "10.0.0.0/8,192.0.2.7",
+		AckGroupCommit: false, MemoryLimit: "48MiB"}
 	allFlags := []string{"--listen=[::1]:7000", "--data-dir", "/data", "-secret-file=/s.bin", "--token-ttl", "2h", "--log-format=text",
 		"--clock=system", "--ntp-servers=[::1]:123", "--ntp-interval=2h", "--set-system-clock=false",
-		"--tls=auto", "--tls-cert=", "--tls-key=", "--trusted-proxies=fd00::/8"}
+		"--tls=auto", "--tls-cert=", "--tls-key=", "--trusted-proxies=fd00::/8", "--ack-group-commit=true", "--memory-limit=off"}
 	fromAllFlags := config.Config{Listen: "[::1]:7000", DataDir: "/data", SecretFile: "/s.bin", TokenTTL: 2 * time.Hour, LogFormat: "text",
-		ClockMode: "system", NTPServers: "[::1]:123", NTPInterval: 2 * time.Hour, TLS: "auto", TrustedProxies: "fd00::/8"}
+		ClockMode: "system", NTPServers: "[::1]:123", NTPInterval: 2 * time.Hour, TLS: "auto", TrustedProxies: "fd00::/8",
+		AckGroupCommit: true, MemoryLimit: "off"}
 
 	with := func(f func(c *config.Config)) config.Config {
 		c := defaults
@@ -288,6 +293,12 @@ func TestValidate(t *testing.T) {
 		{name: "tls bad", change: func(c *config.Config) { c.TLS = "on" }, wantErr: `--tls "on" (CAMD_TLS)`},
 		{name: "tls files without key", change: func(c *config.Config) { c.TLS = "files"; c.TLSCert = "/c" }, wantErr: "--tls files needs both"},
 		{name: "tls auto with files", change: func(c *config.Config) { c.TLS = "auto"; c.TLSCert = "/c"; c.TLSKey = "/k" }, wantErr: "need --tls files"},
+		{name: "memory limit MiB", change: func(c *config.Config) { c.MemoryLimit = "32MiB" }},
+		{name: "memory limit off", change: func(c *config.Config) { c.MemoryLimit = "off" }},
+		{name: "memory limit bytes", change: func(c *config.Config) { c.MemoryLimit = "16777216" }},
+		{name: "memory limit too small", change: func(c *config.Config) { c.MemoryLimit = "4MiB" }, wantErr: "below 8MiB"},
+		{name: "memory limit junk", change: func(c *config.Config) { c.MemoryLimit = "lots" }, wantErr: `--memory-limit "lots" (CAMD_MEMORY_LIMIT)`},
+		{name: "memory limit MB", change: func(c *config.Config) { c.MemoryLimit = "24MB" }, wantErr: "--memory-limit"},
 		{name: "proxies", change: func(c *config.Config) { c.TrustedProxies = "10.0.0.0/8, 192.0.2.1 ,::1" }},
 		{name: "proxies bad", change: func(c *config.Config) { c.TrustedProxies = "10.0.0.0/33" }, wantErr: `--trusted-proxies (CAMD_TRUSTED_PROXIES) "10.0.0.0/33"`},
 		{name: "set system clock with system", change: func(c *config.Config) { c.ClockMode = "system"; c.SetSystemClock = true }, wantErr: "--set-system-clock (CAMD_SET_SYSTEM_CLOCK) needs NTP"},
