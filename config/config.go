@@ -187,11 +187,12 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 	fs.StringVar(&cfg.ClockMode, "clock", "auto", specs[5].usage)
 	fs.StringVar(&cfg.NTPServers, "ntp-servers", DefaultNTPServers, specs[6].usage)
 	fs.DurationVar(&cfg.NTPInterval, "ntp-interval", time.Hour, specs[7].usage)
-	fs.BoolVar(&cfg.SetSystemClock, "set-system-clock", false, specs[8].usage)
+	fs.Var((*switchFlag)(&cfg.SetSystemClock), "set-system-clock", specs[8].usage)
 	fs.StringVar(&cfg.TLS, "tls", "off", specs[9].usage)
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", specs[10].usage)
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", specs[11].usage)
-	fs.BoolVar(&cfg.AckGroupCommit, "ack-group-commit", true, specs[12].usage)
+	cfg.AckGroupCommit = true
+	fs.Var((*switchFlag)(&cfg.AckGroupCommit), "ack-group-commit", specs[12].usage)
 	fs.StringVar(&cfg.MemoryLimit, "memory-limit", DefaultMemoryLimit, specs[13].usage)
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", specs[14].usage)
 
@@ -228,6 +229,37 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 	}
 	return cfg, nil
 }
+
+// switchFlag is a boolean flag that also takes on/off and yes/no, as people
+// write them in environment files.
+type switchFlag bool
+
+func (f *switchFlag) String() string {
+	if f == nil {
+		return "false"
+	}
+	return strconv.FormatBool(bool(*f))
+}
+
+func (f *switchFlag) Set(v string) error {
+	switch strings.ToLower(v) {
+	case "on", "yes":
+		*f = true
+		return nil
+	case "off", "no":
+		*f = false
+		return nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("want true or false (on/off, yes/no)")
+	}
+	*f = switchFlag(b)
+	return nil
+}
+
+// IsBoolFlag lets the flag stand alone: --set-system-clock.
+func (f *switchFlag) IsBoolFlag() bool { return true }
 
 // Validate checks the values that flags and variables can get wrong.
 func (c Config) Validate() error {
