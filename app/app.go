@@ -189,6 +189,9 @@ func New(cfg config.Config, opt Options) (*App, error) {
 			}
 			return nil
 		}
+		if c.Subject != token.OwnerSubject {
+			return errors.New("unknown subject")
+		}
 		ch, err := owner.Changed()
 		if err != nil {
 			return err
