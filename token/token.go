@@ -4,9 +4,12 @@
 package token
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -73,7 +76,10 @@ type Validator func(*Claims) error
 
 // Authority issues and verifies tokens with one key, which Rotate can swap.
 type Authority struct {
-	key      atomic.Pointer[[]byte]
+	// key holds the signing key, a []byte, already in an interface: the
+	// parser's key function returns it as is, where returning a []byte
+	// would box (allocate) it on every request.
+	key      atomic.Value
 	ttl      time.Duration
 	clock    clock.Clock
 	parser   *jwt.Parser
@@ -107,7 +113,7 @@ func NewAuthority(key []byte, ttl time.Duration, clk clock.Clock) (*Authority, e
 			jwt.WithStrictDecoding(),
 		),
 	}
-	a.key.Store(&key)
+	a.key.Store(key)
 	return a, nil
 }
 
@@ -117,7 +123,7 @@ func (a *Authority) SetKey(key []byte) error {
 	if len(key) < MinKeySize {
 		return fmt.Errorf("token: key is %d bytes, need at least %d", len(key), MinKeySize)
 	}
-	a.key.Store(&key)
+	a.key.Store(key)
 	return nil
 }
 
@@ -163,7 +169,7 @@ func (a *Authority) sign(claims Claims, ttl time.Duration) (string, error) {
 	claims.Audience = jwt.ClaimStrings{Audience}
 	claims.IssuedAt = jwt.NewNumericDate(now)
 	claims.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
-	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(*a.key.Load())
+	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(a.key.Load())
 	if err != nil {
 		return "", fmt.Errorf("token: sign: %w", err)
 	}
@@ -175,20 +181,27 @@ var ErrInvalid = errors.New("invalid token")
 
 // Verify checks a presented token and returns its claims.
 func (a *Authority) Verify(raw string) (*Claims, error) {
-	var claims Claims
-	_, err := a.parser.ParseWithClaims(raw, &claims, a.keyFunc)
+	// Decoded into wireClaims, not Claims: see there. The Claims returned
+	// shares the wire's allocation, whose dates it points to anyway.
+	v := new(struct {
+		wire   wireClaims
+		claims Claims
+	})
+	_, err := a.parser.ParseWithClaims(raw, &v.wire, a.keyFunc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	claims := &v.claims
+	v.wire.fill(claims)
 	if claims.Subject == "" {
 		return nil, fmt.Errorf("%w: no subject", ErrInvalid)
 	}
 	if a.validate != nil {
-		if err := a.validate(&claims); err != nil {
+		if err := a.validate(claims); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	}
-	return &claims, nil
+	return claims, nil
 }
 
 func (a *Authority) keyFunc(t *jwt.Token) (any, error) {
@@ -197,5 +210,154 @@ func (a *Authority) keyFunc(t *jwt.Token) (any, error) {
 	if t.Method != jwt.SigningMethodHS256 {
 		return nil, fmt.Errorf("unexpected signing method %v", t.Header["alg"])
 	}
-	return *a.key.Load(), nil
+	return a.key.Load(), nil
+}
+
+// wireClaims is what Verify decodes a token's payload into: the members of
+// Claims under the same JSON names, in types that cost fewer allocations per
+// request than decoding into Claims itself. jwt.NumericDate and
+// jwt.ClaimStrings decode through a nested json.Unmarshal each, every date
+// is a pointer to one more allocation, and the Claims's embedded struct makes
+// encoding/json grow its error-context stack for every member. The types
+// here decode the forms camd issues directly and hand everything else to
+// the decoder Claims would have used, so that what is accepted and refused,
+// and as what, does not change.
+type wireClaims struct {
+	Issuer          claimString `json:"iss"`
+	Subject         claimString `json:"sub"`
+	Audience        audience    `json:"aud"`
+	ExpiresAt       numericDate `json:"exp"`
+	NotBefore       numericDate `json:"nbf"`
+	IssuedAt        numericDate `json:"iat"`
+	ID              string      `json:"jti"`
+	Scope           string      `json:"scope"`
+	PasswordVersion string      `json:"pwv"`
+}
+
+// Interface guard: the parser validates wireClaims through these getters,
+// which answer as RegisteredClaims's do.
+var _ jwt.Claims = (*wireClaims)(nil)
+
+func (w *wireClaims) GetExpirationTime() (*jwt.NumericDate, error) { return w.ExpiresAt.ptr(), nil }
+func (w *wireClaims) GetNotBefore() (*jwt.NumericDate, error)      { return w.NotBefore.ptr(), nil }
+func (w *wireClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return w.IssuedAt.ptr(), nil }
+func (w *wireClaims) GetAudience() (jwt.ClaimStrings, error)       { return w.Audience.list, nil }
+func (w *wireClaims) GetIssuer() (string, error)                   { return string(w.Issuer), nil }
+func (w *wireClaims) GetSubject() (string, error)                  { return string(w.Subject), nil }
+
+// fill sets c to the decoded claims. Its dates point into w.
+func (w *wireClaims) fill(c *Claims) {
+	*c = Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    string(w.Issuer),
+			Subject:   string(w.Subject),
+			Audience:  w.Audience.list,
+			ExpiresAt: w.ExpiresAt.ptr(),
+			NotBefore: w.NotBefore.ptr(),
+			IssuedAt:  w.IssuedAt.ptr(),
+			ID:        w.ID,
+		},
+		Scope:           w.Scope,
+		PasswordVersion: w.PasswordVersion,
+	}
+}
+
+// claimString decodes like string, without allocating for the values every
+// owner token carries: iss "camd" and sub "owner".
+type claimString string
+
+func (s *claimString) UnmarshalJSON(b []byte) error {
+	p, ok := plainJSONString(b)
+	if !ok {
+		// Escapes, null, a non-string: as encoding/json decodes a string.
+		return json.Unmarshal(b, (*string)(s))
+	}
+	switch string(p) {
+	case Issuer:
+		*s = Issuer
+	case OwnerSubject:
+		*s = OwnerSubject
+	default:
+		*s = claimString(p)
+	}
+	return nil
+}
+
+// numericDate decodes like *jwt.NumericDate, held by value.
+type numericDate struct {
+	date jwt.NumericDate
+	set  bool // false: absent or null, as a nil *jwt.NumericDate
+}
+
+func (n *numericDate) ptr() *jwt.NumericDate {
+	if !n.set {
+		return nil
+	}
+	return &n.date
+}
+
+func (n *numericDate) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		// encoding/json sets a pointer member to nil for null.
+		*n = numericDate{}
+		return nil
+	}
+	if len(b) > 0 && (b[0] == '-' || '0' <= b[0] && b[0] <= '9') {
+		// A JSON number literal (encoding/json has checked its syntax):
+		// parsed as jwt.NumericDate does, through json.Number.Float64,
+		// which is strconv.ParseFloat, then as its
+		// newNumericDateFromSeconds.
+		if f, err := strconv.ParseFloat(string(b), 64); err == nil {
+			round, frac := math.Modf(f)
+			n.date = jwt.NumericDate{Time: time.Unix(int64(round), int64(frac*1e9)).Truncate(jwt.TimePrecision)}
+			n.set = true
+			return nil
+		}
+	}
+	// Anything else (a number in a string, not a number at all, out of
+	// range) is jwt.NumericDate's to accept or refuse.
+	if err := n.date.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	n.set = true
+	return nil
+}
+
+// audience decodes like jwt.ClaimStrings.
+type audience struct {
+	list jwt.ClaimStrings
+}
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	// "aud" as camd issues it, ["camd-api"], or as a single string.
+	s, ok := plainJSONString(b)
+	if !ok && len(b) > 2 && b[0] == '[' && b[len(b)-1] == ']' {
+		s, ok = plainJSONString(b[1 : len(b)-1])
+	}
+	if !ok {
+		// Several members, escapes, null and every malformed form are
+		// jwt.ClaimStrings's to decode, accept or refuse.
+		return a.list.UnmarshalJSON(b)
+	}
+	if string(s) == Audience {
+		a.list = jwt.ClaimStrings{Audience} // the constant: no string to allocate
+	} else {
+		a.list = jwt.ClaimStrings{string(s)}
+	}
+	return nil
+}
+
+// plainJSONString returns the contents of b when b is a JSON string of
+// printable ASCII without escapes, which decodes to exactly those bytes.
+func plainJSONString(b []byte) ([]byte, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return nil, false
+	}
+	s := b[1 : len(b)-1]
+	for _, c := range s {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return nil, false
+		}
+	}
+	return s, true
 }
