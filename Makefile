@@ -4,7 +4,7 @@
 # what is left unset.
 export VERSION BUILD_TIME DIST_DIR
 
-.PHONY: dist budgets
+.PHONY: dist budgets bench
 
 # Static binaries for armv6, armv7, arm64, mipsle (softfloat) and amd64 in dist/.
 dist:
@@ -14,3 +14,9 @@ dist:
 # checks the container image.
 budgets:
 	bash scripts/budgets.sh $(IMAGE)
+
+# camd against a bare net/http reference, and its budgets: prints one table
+# with every goal beside its figure (README, Performance). SHORT=1 for the
+# quick run CI does.
+bench:
+	go run ./bench $(if $(SHORT),-short)

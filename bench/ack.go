@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// ackConns is the number of concurrent clients posting acks.
+const ackConns = 16
+
+// groupCommitVar is camd's switch for group commit, on by default.
+const groupCommitVar = "CAMD_ACK_GROUP_COMMIT"
+
+// ackPhase runs phase 2: POST /api/ack from 16 clients with group commit
+// on and off. Every 200 means the ack is on disk, so this measures how many
+// fsyncs camd needs per ack.
+func (b *bench) ackPhase(ctx context.Context) error {
+	on, err := b.ackRun(ctx, childEnv())
+	if err != nil {
+		return fmt.Errorf("group commit on: %w", err)
+	}
+	what := fmt.Sprintf("POST /api/ack, %d clients, %d acks: ", ackConns, b.acks)
+	onRPS := row{what: what + "req/s, group commit ON", camd: num(on.rps())}
+	onP99 := row{what: what + "p99 ms, ON", camd: num(on.p(99) / 1000)}
+	onCPU := row{what: what + "server CPU µs/ack, ON", camd: num(on.cpuUs)}
+	notRun := func(why string) {
+		off := row{what: what + "req/s, group commit OFF", figure: "not run: " + why, goal: "ON ≥ 5× OFF", met: "n/a"}
+		b.rows = append(b.rows, onRPS, off, onP99, onCPU)
+	}
+
+	// Only a camd that lists the switch understands it; an older one would
+	// ignore the variable and the "OFF" run would measure ON again.
+	if !strings.Contains(b.help, groupCommitVar) {
+		notRun("camd --help has no " + groupCommitVar)
+		return nil
+	}
+	off, err := b.ackRun(ctx, childEnv(groupCommitVar+"=off"))
+	var refused startError
+	if errors.As(err, &refused) {
+		// A camd that does not take the value refuses to start: report ON
+		// alone rather than fail the whole run.
+		notRun("camd refused " + groupCommitVar + "=off")
+		b.notes = append(b.notes, "group commit OFF: "+firstLine(refused.Error()))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("group commit off: %w", err)
+	}
+	b.rows = append(b.rows,
+		onRPS,
+		row{what: what + "req/s, group commit OFF", camd: num(off.rps()),
+			figure: "ON/OFF " + ratio(on.rps(), off.rps()) + "×", goal: "ON ≥ 5× OFF", met: verdict(on.rps() >= 5*off.rps())},
+		onP99,
+		row{what: what + "p99 ms, OFF", camd: num(off.p(99) / 1000)},
+		onCPU,
+		row{what: what + "server CPU µs/ack, OFF", camd: num(off.cpuUs)},
+	)
+	return nil
+}
+
+// startError is a camd that did not come up, as opposed to one that failed
+// under load.
+type startError struct{ error }
+
+func (e startError) Unwrap() error { return e.error }
+
+// firstLine is the first line of s, for a one-line note.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// ackRun starts camd with env and posts b.acks acks to it.
+func (b *bench) ackRun(ctx context.Context, env []string) (serverRun, error) {
+	s, _, err := startCamd(ctx, b.camdBin, b.dataDir, "127.0.0.1:0", b.logPath("camd-ack"), env)
+	if err != nil {
+		return serverRun{}, startError{err}
+	}
+	defer s.kill()
+	l := load{
+		method: http.MethodPost, url: s.url("/api/ack"), token: b.token, conns: ackConns,
+		body: func(i int) []byte { return []byte(`{"count":` + strconv.Itoa(i+1) + `}`) },
+	}
+	l.n = 2 * ackConns // warm-up: open the connections
+	if _, err := l.run(ctx); err != nil {
+		return serverRun{}, err
+	}
+	l.n = b.acks
+	res, err := b.measure(ctx, s, l)
+	if err != nil {
+		return serverRun{}, err
+	}
+	return res, s.stop()
+}
