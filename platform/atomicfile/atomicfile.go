@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -151,4 +152,29 @@ func MoveAside(path string, now time.Time) (string, error) {
 		return "", err
 	}
 	return bad, nil
+}
+
+// Tighten makes a private file that group or others can read private again
+// (0600), with a warning naming what it holds. On a file system that keeps
+// no Unix modes (FAT) it only warns: the mount options decide who can read
+// the card, and refusing to start would not protect it.
+func Tighten(path, what string, log *slog.Logger) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("stat %s %s: %w", what, path, err)
+	}
+	perm := info.Mode().Perm()
+	if perm&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		if !Unsupported(err) {
+			return fmt.Errorf("tighten %s %s: %w", what, path, err)
+		}
+		log.Warn(what+" file is readable by group or others and its file system cannot change that; restrict the mount (for FAT: fmask=0077)",
+			"path", path, "mode", perm.String(), "err", err)
+		return nil
+	}
+	log.Warn(what+" file was readable by group or others; tightened it to 0600", "path", path, "was", perm.String())
+	return nil
 }

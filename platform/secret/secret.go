@@ -51,7 +51,7 @@ func LoadOrCreate(dir datadir.Dir, log *slog.Logger, now func() time.Time) ([]by
 		key, err := readFile(path)
 		switch {
 		case err == nil:
-			if err := tighten(path, log); err != nil {
+			if err := atomicfile.Tighten(path, "signing secret", log); err != nil {
 				return nil, err
 			}
 			return key, nil
@@ -124,29 +124,6 @@ func create(path string) ([]byte, error) {
 		return nil, fmt.Errorf("create secret: %w", err)
 	}
 	return key, nil
-}
-
-// tighten makes a secret file that group or others can read private again.
-func tighten(path string, log *slog.Logger) error {
-	info, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("stat secret %s: %w", path, err)
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		if err := os.Chmod(path, 0o600); err != nil {
-			if !atomicfile.Unsupported(err) {
-				return fmt.Errorf("tighten secret %s: %w", path, err)
-			}
-			// FAT keeps no Unix modes; the mount options decide who can
-			// read the card. Refusing to start would not protect it.
-			log.Warn("signing secret file is readable by group or others and its file system cannot change that; restrict the mount (for FAT: fmask=0077)",
-				"path", path, "mode", perm.String(), "err", err)
-			return nil
-		}
-		log.Warn("signing secret file was readable by group or others; tightened it to 0600",
-			"path", path, "was", perm.String())
-	}
-	return nil
 }
 
 // Rotate replaces the secret in dir with a fresh one and returns it. Every

@@ -120,7 +120,7 @@ func LoadOrCreate(dir datadir.Dir, log *slog.Logger, now func() time.Time) (*Cer
 		default:
 			c, err := fromPair(certPEM, keyPEM)
 			if err == nil {
-				if err := tighten(keyPath, log); err != nil {
+				if err := atomicfile.Tighten(keyPath, "TLS key", log); err != nil {
 					return nil, err
 				}
 				return c, nil
@@ -339,27 +339,4 @@ func validHostname(h string) bool {
 		}
 	}
 	return true
-}
-
-// tighten makes a key file that group or others can read private again.
-func tighten(path string, log *slog.Logger) error {
-	info, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("stat TLS key: %w", err)
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		if err := os.Chmod(path, 0o600); err != nil {
-			if !atomicfile.Unsupported(err) {
-				return fmt.Errorf("tighten TLS key: %w", err)
-			}
-			// FAT keeps no Unix modes; the mount options decide who can
-			// read the card. Refusing to start would not protect it.
-			log.Warn("TLS key file is readable by group or others and its file system cannot change that; restrict the mount (for FAT: fmask=0077)",
-				"path", path, "mode", perm.String(), "err", err)
-			return nil
-		}
-		log.Warn("TLS key file was readable by group or others; tightened it to 0600",
-			"path", path, "was", perm.String())
-	}
-	return nil
 }
