@@ -6,7 +6,7 @@
 # GO_IMAGE is the official Go image of go.mod's version; point it at a local
 # image where no registry is reachable (the tests build one from the host's
 # toolchain).
-ARG GO_IMAGE=golang:1.26
+ARG GO_IMAGE=golang:1.26.8
 FROM ${GO_IMAGE} AS build
 WORKDIR /src
 # Modules in their own layer: source edits do not download them again.
