@@ -16,6 +16,7 @@ import (
 
 	"camd/app"
 	"camd/config"
+	"camd/internal/testlog"
 	"camd/modules/ack"
 	"camd/modules/admin"
 	"camd/modules/auth"
@@ -37,30 +38,12 @@ func standardRegistry(extra ...app.ModuleInfo) *app.Registry {
 	return r
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server is a camd serving on a real loopback listener.
 type server struct {
 	URL      string
 	Password string // the initial owner password
 	DataDir  string
-	Logs     *syncBuffer
+	Logs     *testlog.Buffer
 	stop     func() error
 }
 
@@ -91,7 +74,7 @@ func startServer(t *testing.T, dataDir string, o serverOpts) *server {
 	if o.registry == nil {
 		o.registry = standardRegistry()
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	var stderr bytes.Buffer
 	a, err := app.New(cfg, app.Options{
 		Registry:       o.registry,
@@ -212,7 +195,7 @@ func flip(s string) string {
 	return "A" + s[1:]
 }
 
-func logger(w *syncBuffer, quiet bool) *slog.Logger {
+func logger(w *testlog.Buffer, quiet bool) *slog.Logger {
 	if quiet {
 		return slog.New(slog.DiscardHandler)
 	}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"camd/internal/testlog"
 )
 
 // camArch is a cam SoC target: how to build for it, which qemu-user runs
@@ -146,7 +148,7 @@ func startEmulated(t *testing.T, qemu, bin, dataDir string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, cmd: cmd, stderr: &testlog.Buffer{}, done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

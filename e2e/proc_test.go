@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"camd/internal/testlog"
 )
 
 // binDir holds the camd binary, built once for the whole package.
@@ -89,27 +90,10 @@ type proc struct {
 	cmd      *exec.Cmd
 	URL      string
 	Password string // the initial owner password, when this start printed one
-	stderr   *lockedBuffer
+	stderr   *testlog.Buffer
 	client   *http.Client // nil: the package's plain client
 	done     chan struct{}
 	waitErr  error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // start runs camd serve on 127.0.0.1 with an ephemeral port and JSON logs,
@@ -143,7 +127,7 @@ func tryStart(t *testing.T, dataDir string, extra ...string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{t: t, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, cmd: cmd, stderr: &testlog.Buffer{}, done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"camd/internal/testlog"
 	"camd/platform/clock"
 	"camd/platform/ntpclock/ntptest"
 )
@@ -104,7 +105,7 @@ func TestNewFloor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			log, logs := testLogger()
+			log, logs := testlog.New()
 			cfg := testConfig(t, clock.ModeSystem)
 			cfg.Floor = buildFloor
 			cfg.Log = log
@@ -127,9 +128,9 @@ func TestNewFloor(t *testing.T) {
 // A last-known-good time later than the clock makes it untrusted, and only
 // two servers that agree can take the clock below it.
 func TestLastGoodFloor(t *testing.T) {
-	setup := func(t *testing.T, mode string, servers ...string) (*Clock, *logBuffer, time.Time, Config) {
+	setup := func(t *testing.T, mode string, servers ...string) (*Clock, *testlog.Buffer, time.Time, Config) {
 		t.Helper()
-		log, logs := testLogger()
+		log, logs := testlog.New()
 		cfg := testConfig(t, mode, servers...)
 		cfg.Log = log
 		cfg.SystemTime = nil // the real clock

@@ -1,11 +1,8 @@
 package ntpclock
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"camd/internal/testlog"
 	"camd/platform/clock"
 	"camd/platform/datadir"
 	"camd/platform/ntpclock/ntptest"
@@ -46,49 +44,6 @@ func (f *fakeSystem) Now() time.Time {
 
 // Step moves the local clock by d.
 func (f *fakeSystem) Step(d time.Duration) { f.step.Add(int64(d)) }
-
-// logBuffer collects log output from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// Lines returns the log lines that contain every one of subs.
-func (l *logBuffer) Lines(subs ...string) []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(l.String()))
-	for sc.Scan() {
-		line := sc.Text()
-		ok := true
-		for _, s := range subs {
-			if !strings.Contains(line, s) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-func testLogger() (*slog.Logger, *logBuffer) {
-	lb := &logBuffer{}
-	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
-}
 
 func newDir(t *testing.T) datadir.Dir {
 	t.Helper()
@@ -302,7 +257,7 @@ func hasCapSysTime(t *testing.T) bool {
 func TestSetSystemClock(t *testing.T) {
 	const offset = 30 * time.Second
 	srv := ntptest.Start(t, ntptest.Behaviour{Offset: offset})
-	log, logs := testLogger()
+	log, logs := testlog.New()
 	var (
 		mu    sync.Mutex
 		calls []time.Time
@@ -504,7 +459,7 @@ func TestNowIgnoresSystemClockSteps(t *testing.T) {
 
 func TestRunBackoffThenRecovery(t *testing.T) {
 	srv := ntptest.Start(t, ntptest.Behaviour{Silent: true})
-	log, logs := testLogger()
+	log, logs := testlog.New()
 	cfg := testConfig(t, clock.ModeNTP, srv.Addr)
 	cfg.Timeout = 100 * time.Millisecond
 	cfg.Log = log

@@ -13,6 +13,7 @@ import (
 
 	"github.com/beevik/ntp"
 
+	"camd/internal/testlog"
 	"camd/platform/clock"
 	"camd/platform/ntpclock/ntptest"
 )
@@ -21,7 +22,7 @@ func TestSyncGoodServer(t *testing.T) {
 	for _, offset := range []time.Duration{0, 90 * time.Second, -time.Hour, 3 * time.Hour} {
 		t.Run(offset.String(), func(t *testing.T) {
 			srv := ntptest.Start(t, ntptest.Behaviour{Offset: offset})
-			log, logs := testLogger()
+			log, logs := testlog.New()
 			cfg := testConfig(t, clock.ModeNTP, srv.Addr)
 			cfg.Log = log
 			c := newClock(t, cfg)
@@ -114,7 +115,7 @@ func TestSyncFaults(t *testing.T) {
 func TestSyncSkipsBadServer(t *testing.T) {
 	good := ntptest.Start(t, ntptest.Behaviour{Offset: 5 * time.Second})
 	bad := ntptest.Start(t, ntptest.Behaviour{Stratum: 16})
-	log, logs := testLogger()
+	log, logs := testlog.New()
 	cfg := testConfig(t, clock.ModeNTP, bad.Addr, good.Addr)
 	cfg.Log = log
 	c := newClock(t, cfg)
@@ -165,7 +166,7 @@ func TestStepFromTrustedClock(t *testing.T) {
 	t.Run("a good and a ten-years-ahead server", func(t *testing.T) {
 		good := ntptest.Start(t, ntptest.Behaviour{})
 		bad := ntptest.Start(t, ntptest.Behaviour{Offset: tenYears})
-		log, logs := testLogger()
+		log, logs := testlog.New()
 		cfg := testConfig(t, clock.ModeAuto, bad.Addr, good.Addr)
 		cfg.Log = log
 		c := newClock(t, cfg)
@@ -195,7 +196,7 @@ func TestStepFromTrustedClock(t *testing.T) {
 		bad1 := ntptest.Start(t, ntptest.Behaviour{Offset: tenYears})
 		bad2 := ntptest.Start(t, ntptest.Behaviour{Offset: tenYears + 300*time.Millisecond})
 		good := ntptest.Start(t, ntptest.Behaviour{})
-		log, logs := testLogger()
+		log, logs := testlog.New()
 		cfg := testConfig(t, clock.ModeAuto, good.Addr, bad1.Addr, bad2.Addr)
 		cfg.Log = log
 		c := newClock(t, cfg)
@@ -306,7 +307,7 @@ func TestDisagreeUntrustedLowestRootDistance(t *testing.T) {
 			const ahead = 3 * time.Minute
 			aheadSrv := ntptest.Start(t, ntptest.Behaviour{Offset: ahead, RootDispersion: tt.aheadDisp})
 			onTime := ntptest.Start(t, ntptest.Behaviour{RootDispersion: tt.onTimeDisp})
-			log, logs := testLogger()
+			log, logs := testlog.New()
 			// Mode ntp: untrusted until the first sync.
 			cfg := testConfig(t, clock.ModeNTP, aheadSrv.Addr, onTime.Addr)
 			cfg.Log = log

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"camd/internal/testlog"
 	"camd/platform/datadir"
 	"camd/platform/secret"
 )
@@ -35,40 +35,6 @@ func newDir(t *testing.T) datadir.Dir {
 		t.Fatal(err)
 	}
 	return d
-}
-
-// logger returns a logger writing text lines into the returned buffer.
-func logger() (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines returns the log lines at level (e.g. "ERROR").
-func lines(log, level string) []string {
-	var out []string
-	for _, l := range strings.Split(log, "\n") {
-		if strings.Contains(l, "level="+level+" ") {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 // noKeyInLog fails if the log holds key in any usual encoding.
@@ -144,7 +110,7 @@ func entryNames(t *testing.T, dir string) []string {
 
 func TestLoadOrCreateNew(t *testing.T) {
 	d := newDir(t)
-	log, buf := logger()
+	log, buf := testlog.New()
 
 	key, err := secret.LoadOrCreate(d, log, now)
 	if err != nil {
@@ -160,7 +126,7 @@ func TestLoadOrCreateNew(t *testing.T) {
 	if got := entryNames(t, d.Path()); !slices.Equal(got, []string{secret.FileName}) {
 		t.Errorf("data dir holds %q, want only %s", got, secret.FileName)
 	}
-	if info := lines(buf.String(), "INFO"); len(info) != 1 || !strings.Contains(info[0], "created signing secret") {
+	if info := testlog.AtLevel(buf.String(), "INFO"); len(info) != 1 || !strings.Contains(info[0], "created signing secret") {
 		t.Errorf("want one INFO line about the new secret, log:\n%s", buf)
 	}
 
@@ -171,10 +137,10 @@ func TestLoadOrCreateNew(t *testing.T) {
 	if !bytes.Equal(again, key) {
 		t.Errorf("second call returned %x, want the first key %x", again, key)
 	}
-	if info := lines(buf.String(), "INFO"); len(info) != 1 {
+	if info := testlog.AtLevel(buf.String(), "INFO"); len(info) != 1 {
 		t.Errorf("second call logged a new secret again:\n%s", buf)
 	}
-	if w := lines(buf.String(), "WARN"); len(w) != 0 {
+	if w := testlog.AtLevel(buf.String(), "WARN"); len(w) != 0 {
 		t.Errorf("unexpected warnings:\n%s", buf)
 	}
 	noKeyInLog(t, buf.String(), key)
@@ -184,7 +150,7 @@ func TestLoadOrCreateBadSize(t *testing.T) {
 	for _, size := range []int{0, 1, 31, 33, 4096} {
 		t.Run(strconv.Itoa(size)+" bytes", func(t *testing.T) {
 			d := newDir(t)
-			log, buf := logger()
+			log, buf := testlog.New()
 			bad := pattern(size)
 			writeFile(t, d.Join(secret.FileName), bad, 0o600)
 
@@ -211,7 +177,7 @@ func TestLoadOrCreateBadSize(t *testing.T) {
 				t.Errorf("data dir holds %q, want %q", got, want)
 			}
 
-			errs := lines(buf.String(), "ERROR")
+			errs := testlog.AtLevel(buf.String(), "ERROR")
 			if len(errs) != 1 {
 				t.Fatalf("want one ERROR line, log:\n%s", buf)
 			}
@@ -228,7 +194,7 @@ func TestLoadOrCreateBadSize(t *testing.T) {
 			if !bytes.Equal(again, key) {
 				t.Error("the replacement secret did not persist")
 			}
-			if n := len(lines(buf.String(), "ERROR")); n != 1 {
+			if n := len(testlog.AtLevel(buf.String(), "ERROR")); n != 1 {
 				t.Errorf("second call logged %d ERROR lines in all, want still 1", n)
 			}
 		})
@@ -237,7 +203,7 @@ func TestLoadOrCreateBadSize(t *testing.T) {
 
 func TestLoadOrCreateBadTwiceInOneSecond(t *testing.T) {
 	d := newDir(t)
-	log, _ := logger()
+	log, _ := testlog.New()
 	writeFile(t, d.Join(secret.FileName), []byte("first"), 0o600)
 	writeFile(t, d.Join(movedName), []byte("earlier"), 0o600)
 
@@ -268,7 +234,7 @@ func TestLoadOrCreatePermissions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.perm.String(), func(t *testing.T) {
 			d := newDir(t)
-			log, buf := logger()
+			log, buf := testlog.New()
 			want := pattern(secret.Size)
 			path := d.Join(secret.FileName)
 			writeFile(t, path, want, tt.perm)
@@ -287,7 +253,7 @@ func TestLoadOrCreatePermissions(t *testing.T) {
 			if info.Mode().Perm() != tt.wantPerm {
 				t.Errorf("mode after load = %v, want %v", info.Mode().Perm(), tt.wantPerm)
 			}
-			warns := lines(buf.String(), "WARN")
+			warns := testlog.AtLevel(buf.String(), "WARN")
 			if tt.warn {
 				if len(warns) != 1 || !strings.Contains(warns[0], "was="+tt.perm.String()) {
 					t.Errorf("want one WARN line naming the old mode %v, log:\n%s", tt.perm, buf)
@@ -295,7 +261,7 @@ func TestLoadOrCreatePermissions(t *testing.T) {
 			} else if len(warns) != 0 {
 				t.Errorf("unexpected WARN:\n%s", buf)
 			}
-			if e := lines(buf.String(), "ERROR"); len(e) != 0 {
+			if e := testlog.AtLevel(buf.String(), "ERROR"); len(e) != 0 {
 				t.Errorf("unexpected ERROR:\n%s", buf)
 			}
 			if _, err := os.Stat(d.Join(movedName)); !errors.Is(err, fs.ErrNotExist) {
@@ -309,7 +275,7 @@ func TestLoadOrCreatePermissions(t *testing.T) {
 func TestLoadOrCreateConcurrent(t *testing.T) {
 	const n = 8
 	base := filepath.Join(t.TempDir(), "data")
-	log, buf := logger()
+	log, buf := testlog.New()
 
 	keys := make([][]byte, n)
 	errs := make([]error, n)
@@ -371,7 +337,7 @@ func TestLoadOrCreateErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDir(t)
 			tt.spoil(t, d)
-			log, _ := logger()
+			log, _ := testlog.New()
 			key, err := secret.LoadOrCreate(d, log, now)
 			if err == nil {
 				t.Fatalf("LoadOrCreate succeeded with key %x, want an error", key)
@@ -419,7 +385,7 @@ func TestLoadExternal(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			log, buf := logger()
+			log, buf := testlog.New()
 
 			key, err := secret.LoadExternal(path, log)
 			switch {
@@ -446,7 +412,7 @@ func TestLoadExternal(t *testing.T) {
 				t.Errorf("error %q does not name %s", err, path)
 			}
 
-			warns := lines(buf.String(), "WARN")
+			warns := testlog.AtLevel(buf.String(), "WARN")
 			if tt.warn != (len(warns) == 1) || len(warns) > 1 {
 				t.Errorf("warn = %v, log:\n%s", tt.warn, buf)
 			}
@@ -498,7 +464,7 @@ func TestLoadOrCreateConcurrentRepair(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeFile(t, filepath.Join(base, secret.FileName), pattern(5), 0o600)
-		log, buf := logger()
+		log, buf := testlog.New()
 
 		// Opened up front, so that the callers reach the secret together.
 		dirs := make([]datadir.Dir, n)
@@ -534,7 +500,7 @@ func TestLoadOrCreateConcurrentRepair(t *testing.T) {
 		if got, want := entryNames(t, base), []string{secret.FileName, movedName}; !slices.Equal(got, want) {
 			t.Fatalf("round %d: data dir holds %q, want %q (one file moved aside)", round, got, want)
 		}
-		if e := lines(buf.String(), "ERROR"); len(e) != 1 {
+		if e := testlog.AtLevel(buf.String(), "ERROR"); len(e) != 1 {
 			t.Fatalf("round %d: %d ERROR lines, want 1:\n%s", round, len(e), buf)
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"camd/internal/testlog"
 	"camd/platform/datadir"
 )
 
@@ -47,40 +47,6 @@ func newDir(t *testing.T) datadir.Dir {
 		t.Fatal(err)
 	}
 	return d
-}
-
-// logger returns a logger writing text lines into the returned buffer.
-func logger() (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines returns the log lines at level (e.g. "ERROR").
-func lines(log, level string) []string {
-	var out []string
-	for l := range strings.SplitSeq(log, "\n") {
-		if strings.Contains(l, "level="+level+" ") {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 func writeFile(t *testing.T, path string, data []byte, perm fs.FileMode) {
@@ -138,7 +104,7 @@ type pair struct {
 func generate(t *testing.T) pair {
 	t.Helper()
 	d := newDir(t)
-	log, _ := logger()
+	log, _ := testlog.New()
 	c, err := LoadOrCreate(d, log, now)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +145,7 @@ func parseCertFile(t *testing.T, path string) *x509.Certificate {
 
 func TestLoadOrCreateNew(t *testing.T) {
 	d := newDir(t)
-	log, buf := logger()
+	log, buf := testlog.New()
 
 	c, err := LoadOrCreate(d, log, now)
 	if err != nil {
@@ -295,7 +261,7 @@ func TestLoadOrCreateNew(t *testing.T) {
 		t.Error("Cert.TLS.Leaf is not the certificate from the file")
 	}
 
-	if info := lines(buf.String(), "INFO"); len(info) != 1 ||
+	if info := testlog.AtLevel(buf.String(), "INFO"); len(info) != 1 ||
 		!strings.Contains(info[0], "created self-signed TLS certificate") || !strings.Contains(info[0], "fingerprint="+c.Fingerprint) {
 		t.Errorf("want one INFO line with the new fingerprint, log:\n%s", buf)
 	}
@@ -310,10 +276,10 @@ func TestLoadOrCreateNew(t *testing.T) {
 	if !again.NotAfter.Equal(c.NotAfter) {
 		t.Errorf("second call NotAfter %v, first %v", again.NotAfter, c.NotAfter)
 	}
-	if n := len(lines(buf.String(), "INFO")); n != 1 {
+	if n := len(testlog.AtLevel(buf.String(), "INFO")); n != 1 {
 		t.Errorf("second call logged a new certificate again:\n%s", buf)
 	}
-	if w := append(lines(buf.String(), "WARN"), lines(buf.String(), "ERROR")...); len(w) != 0 {
+	if w := append(testlog.AtLevel(buf.String(), "WARN"), testlog.AtLevel(buf.String(), "ERROR")...); len(w) != 0 {
 		t.Errorf("unexpected warnings or errors:\n%s", buf)
 	}
 	noKeyInLog(t, buf.String(), keyPEM)
@@ -405,7 +371,7 @@ func TestFingerprint(t *testing.T) {
 // the chain is not trusted, the fingerprint is pinned.
 func TestHandshake(t *testing.T) {
 	d := newDir(t)
-	log, _ := logger()
+	log, _ := testlog.New()
 	// The real clock, so that the only thing a normal client can object
 	// to is the missing trust.
 	c, err := LoadOrCreate(d, log, time.Now)
@@ -534,7 +500,7 @@ func TestLoadOrCreateBadFiles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDir(t)
-			log, buf := logger()
+			log, buf := testlog.New()
 			certPath, keyPath := d.Join(CertFileName), d.Join(KeyFileName)
 			wantNames := []string{CertFileName, KeyFileName}
 			if tt.cert != nil {
@@ -572,7 +538,7 @@ func TestLoadOrCreateBadFiles(t *testing.T) {
 				t.Errorf("new key mode %v, want 0600", m)
 			}
 
-			errs := lines(buf.String(), "ERROR")
+			errs := testlog.AtLevel(buf.String(), "ERROR")
 			if len(errs) != 1 {
 				t.Fatalf("want one ERROR line, log:\n%s", buf)
 			}
@@ -581,7 +547,7 @@ func TestLoadOrCreateBadFiles(t *testing.T) {
 					t.Errorf("ERROR line does not say the file went to %s: %s", name, errs[0])
 				}
 			}
-			if info := lines(buf.String(), "INFO"); len(info) != 1 || !strings.Contains(info[0], c.Fingerprint) {
+			if info := testlog.AtLevel(buf.String(), "INFO"); len(info) != 1 || !strings.Contains(info[0], c.Fingerprint) {
 				t.Errorf("want one INFO line with the new fingerprint, log:\n%s", buf)
 			}
 			noKeyInLog(t, buf.String(), readFileT(t, keyPath))
@@ -594,7 +560,7 @@ func TestLoadOrCreateBadFiles(t *testing.T) {
 			if again.Fingerprint != c.Fingerprint {
 				t.Error("the replacement certificate did not persist")
 			}
-			if n := len(lines(buf.String(), "ERROR")); n != 1 {
+			if n := len(testlog.AtLevel(buf.String(), "ERROR")); n != 1 {
 				t.Errorf("second call logged %d ERROR lines in all, want still 1", n)
 			}
 		})
@@ -618,7 +584,7 @@ func TestLoadOrCreatePermissions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.perm.String(), func(t *testing.T) {
 			d := newDir(t)
-			log, buf := logger()
+			log, buf := testlog.New()
 			writeFile(t, d.Join(CertFileName), p.cert, 0o644)
 			writeFile(t, d.Join(KeyFileName), p.key, tt.perm)
 
@@ -635,7 +601,7 @@ func TestLoadOrCreatePermissions(t *testing.T) {
 			if m := mode(t, d.Join(CertFileName)); m != 0o644 {
 				t.Errorf("cert mode changed to %v", m)
 			}
-			warns := lines(buf.String(), "WARN")
+			warns := testlog.AtLevel(buf.String(), "WARN")
 			if tt.warn {
 				if len(warns) != 1 || !strings.Contains(warns[0], "was="+tt.perm.String()) ||
 					!strings.Contains(warns[0], "path="+d.Join(KeyFileName)) {
@@ -644,7 +610,7 @@ func TestLoadOrCreatePermissions(t *testing.T) {
 			} else if len(warns) != 0 {
 				t.Errorf("unexpected WARN:\n%s", buf)
 			}
-			if e := lines(buf.String(), "ERROR"); len(e) != 0 {
+			if e := testlog.AtLevel(buf.String(), "ERROR"); len(e) != 0 {
 				t.Errorf("unexpected ERROR:\n%s", buf)
 			}
 			if got, want := entryNames(t, d.Path()), []string{CertFileName, KeyFileName}; !slices.Equal(got, want) {
@@ -657,7 +623,7 @@ func TestLoadOrCreatePermissions(t *testing.T) {
 func TestLoadOrCreateConcurrent(t *testing.T) {
 	const n = 8
 	base := filepath.Join(t.TempDir(), "data")
-	log, buf := logger()
+	log, buf := testlog.New()
 
 	fps := make([]string, n)
 	errs := make([]error, n)
@@ -715,7 +681,7 @@ func TestLoadOrCreateConcurrentRepair(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeFile(t, filepath.Join(base, KeyFileName), p.key, 0o600) // a key without its certificate
-		log, buf := logger()
+		log, buf := testlog.New()
 
 		dirs := make([]datadir.Dir, n)
 		for i := range dirs {
@@ -754,7 +720,7 @@ func TestLoadOrCreateConcurrentRepair(t *testing.T) {
 		if got, want := entryNames(t, base), []string{CertFileName, KeyFileName, movedKey}; !slices.Equal(got, want) {
 			t.Fatalf("round %d: data dir holds %q, want %q", round, got, want)
 		}
-		if e := lines(buf.String(), "ERROR"); len(e) != 1 {
+		if e := testlog.AtLevel(buf.String(), "ERROR"); len(e) != 1 {
 			t.Fatalf("round %d: %d ERROR lines, want 1:\n%s", round, len(e), buf)
 		}
 	}
@@ -797,7 +763,7 @@ func TestLoadOrCreateErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDir(t)
 			tt.spoil(t, d)
-			log, buf := logger()
+			log, buf := testlog.New()
 			c, err := LoadOrCreate(d, log, now)
 			if err == nil {
 				t.Fatalf("LoadOrCreate succeeded with %s, want an error", c.Fingerprint)
@@ -813,7 +779,7 @@ func TestLoadOrCreateErrors(t *testing.T) {
 				if got := entryNames(t, d.Path()); !slices.Equal(got, tt.wantNames) {
 					t.Errorf("data dir holds %q, want %q", got, tt.wantNames)
 				}
-				if e := lines(buf.String(), "ERROR"); len(e) != 0 {
+				if e := testlog.AtLevel(buf.String(), "ERROR"); len(e) != 0 {
 					t.Errorf("unexpected ERROR:\n%s", buf)
 				}
 			}
@@ -925,7 +891,7 @@ func TestLoadFiles(t *testing.T) {
 // wrote: both must yield the same certificate.
 func TestLoadFilesMatchesLoadOrCreate(t *testing.T) {
 	d := newDir(t)
-	log, _ := logger()
+	log, _ := testlog.New()
 	made, err := LoadOrCreate(d, log, now)
 	if err != nil {
 		t.Fatal(err)
