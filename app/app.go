@@ -333,7 +333,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 			errc <- a.server.ServeTLS(ln, "", "") // the certificate is in TLSConfig
 			return
 		}
-		errc <- a.server.Serve(ln)
+		errc <- a.server.Serve(jsonErrors(ln))
 	}()
 	select {
 	case err := <-errc:

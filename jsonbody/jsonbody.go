@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -40,6 +42,11 @@ func Read(c echo.Context) (Object, error) {
 		var he *echo.HTTPError
 		if errors.As(err, &he) {
 			return nil, he // 413 from echo's body limiter
+		}
+		if isTimeout(err) {
+			// The server's ReadTimeout ended a body that stalled or never
+			// ended (a chunked body without its last chunk).
+			return nil, echo.NewHTTPError(http.StatusRequestTimeout, "request body not received in time")
 		}
 		return nil, echo.NewHTTPError(http.StatusBadRequest, "could not read request body")
 	}
@@ -88,6 +95,11 @@ func parse(raw []byte) (Object, error) {
 		return nil, errors.New("malformed JSON: unexpected data after the object")
 	}
 	return obj, nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 func syntaxError(err error) error {
