@@ -228,7 +228,8 @@ func TestAckSurvivesKill9(t *testing.T) {
 	password := p.Password
 	for round := range 10 {
 		tok := p.login(password)
-		acked := make(chan int, 1) // the last count answered 200
+		acked := make(chan int, 1)      // the last count answered 200
+		first := make(chan struct{}, 1) // the first count answered 200
 		go func() {
 			last := -1
 			defer func() { acked <- last }()
@@ -241,10 +242,18 @@ func TestAckSurvivesKill9(t *testing.T) {
 					t.Errorf("round %d: ack %d: %d %s", round, i, r.Status, r.Body)
 					return
 				}
-				last = i
+				if last = i; i == 0 {
+					first <- struct{}{}
+				}
 			}
 		}()
-		time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond)
+		// The kill comes at a random moment after the first answer: on a
+		// busy machine a fixed delay could end before any ack.
+		select {
+		case <-first:
+		case <-time.After(10 * time.Second):
+		}
+		time.Sleep(time.Duration(rand.IntN(80)) * time.Millisecond)
 		p.kill()
 		last := <-acked
 		if last < 0 {
