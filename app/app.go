@@ -167,14 +167,16 @@ func New(cfg config.Config, opt Options) (*App, error) {
 	// showed reads beside 4 looping logins at 8x their p99 with both cores
 	// hashing, under 2x with one.
 	owner := password.NewStore(dir, params, max(1, min(2, runtime.GOMAXPROCS(0)-1)))
-	initial, created, err := owner.EnsureInitial()
+	// Printed, never logged: logs are kept and shipped, stderr at first
+	// start is read by the person installing the cam.
+	created, err := owner.EnsureInitial(func(pw string) error {
+		_, err := fmt.Fprintf(stderr, "initial owner password: %s\n", pw)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	if created {
-		// Printed, never logged: logs are kept and shipped, stderr at first
-		// start is read by the person installing the cam.
-		fmt.Fprintf(stderr, "initial owner password: %s\n", initial)
 		log.Info("created the initial owner password and printed it once on stderr; change it with camd passwd", "path", owner.Path())
 	}
 	acks, err := ackstore.Open(dir, log, clk.Now, ackstore.Options{GroupCommit: cfg.AckGroupCommit})

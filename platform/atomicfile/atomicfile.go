@@ -4,6 +4,11 @@
 // The recipe is the usual one: write a temporary file in the same directory,
 // fsync it, move it into place (rename to replace, link to create), then fsync
 // the directory so the new name itself is durable.
+//
+// A crash between creating the temporary file and moving it into place
+// leaves the temporary file behind. RemoveTemps, run at start, removes those:
+// a write in progress holds a flock on its temporary file, so the cleanup
+// tells a leftover of a dead process from a live write in another one.
 package atomicfile
 
 import (
@@ -14,16 +19,22 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
 
 // WriteFile atomically replaces path with data, with permissions perm.
 func WriteFile(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := writeTemp(path, data, perm)
+	f, err := writeTemp(path, data, perm)
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
+	// Closing drops the temp file's lock, so only after the rename: until
+	// then RemoveTemps in another process must leave it alone. The data
+	// is fsynced already; a close error could not lose it.
+	defer f.Close()
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("atomicfile: rename into %s: %w", path, err)
@@ -40,11 +51,15 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 // check-then-rename instead: still atomic for readers, but exclusive only when
 // the racing callers hold a common lock, such as datadir.Lock.
 func Create(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := writeTemp(path, data, perm)
+	f, err := writeTemp(path, data, perm)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp) // after a link the temp name is a second name to drop
+	tmp := f.Name()
+	// Deferred calls run last first: the temp name, a second name after a
+	// link, is dropped before the lock that keeps RemoveTemps away.
+	defer f.Close()
+	defer os.Remove(tmp)
 	// link(2) fails with EEXIST instead of replacing, unlike rename(2).
 	err = os.Link(tmp, path)
 	if err != nil && !errors.Is(err, fs.ErrExist) && Unsupported(err) {
@@ -75,19 +90,33 @@ func Unsupported(err error) bool {
 		errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS)
 }
 
+// tempInfix joins a file's name and the random suffix in its temporary
+// name: ".<base>.tmp-<digits>".
+const tempInfix = ".tmp-"
+
 // writeTemp writes data to a fresh temporary file next to path, fsyncs it and
-// returns its name. The file has exactly perm, whatever the umask, where the
-// file system keeps Unix modes.
-func writeTemp(path string, data []byte, perm fs.FileMode) (name string, err error) {
+// returns it open and flocked: the caller moves it into place, then closes
+// it, which drops the lock. The lock tells RemoveTemps, in this process or
+// another, that the file is not a leftover of a crash. The file has exactly
+// perm, whatever the umask, where the file system keeps Unix modes.
+func writeTemp(path string, data []byte, perm fs.FileMode) (_ *os.File, err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return "", fmt.Errorf("atomicfile: create temp for %s: %w", path, err)
+	var f *os.File
+	// RemoveTemps may take the name between its creation and the lock; a
+	// fresh name then. Twice in a row would take two starts in a few
+	// microseconds; the bound only rules out a loop.
+	for attempt := 0; f == nil; attempt++ {
+		if attempt == 3 {
+			return nil, fmt.Errorf("atomicfile: temp for %s: removed by a concurrent cleanup %d times", path, attempt)
+		}
+		if f, err = createLocked(dir, "."+base+tempInfix+"*"); err != nil {
+			return nil, fmt.Errorf("atomicfile: create temp for %s: %w", path, err)
+		}
 	}
-	name = f.Name()
+	name := f.Name()
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -98,19 +127,153 @@ func writeTemp(path string, data []byte, perm fs.FileMode) (name string, err err
 	// refuses chmod; its mount options decide access, so carry on.
 	if perm != 0o600 {
 		if err := f.Chmod(perm); err != nil && !Unsupported(err) {
-			return "", fmt.Errorf("atomicfile: chmod %s: %w", name, err)
+			return nil, fmt.Errorf("atomicfile: chmod %s: %w", name, err)
 		}
 	}
 	if _, err := f.Write(data); err != nil {
-		return "", fmt.Errorf("atomicfile: write %s: %w", name, err)
+		return nil, fmt.Errorf("atomicfile: write %s: %w", name, err)
 	}
 	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("atomicfile: fsync %s: %w", name, err)
+		return nil, fmt.Errorf("atomicfile: fsync %s: %w", name, err)
 	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("atomicfile: close %s: %w", name, err)
+	return f, nil
+}
+
+// createLocked creates a temporary file and flocks it. It returns nil, nil
+// when RemoveTemps removed the name before the lock was taken.
+func createLocked(dir, pattern string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
 	}
-	return name, nil
+	if err := flock(f, syscall.LOCK_EX); err != nil {
+		if noLocks(err) {
+			// RemoveTemps cannot lock either, so it removes nothing
+			// there: writing unlocked is safe.
+			return f, nil
+		}
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	named, err := stillNamed(f)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	if !named {
+		f.Close()
+		return nil, nil
+	}
+	return f, nil
+}
+
+// flock applies how to f, retrying when a signal interrupts the wait.
+func flock(f *os.File, how int) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}
+
+// noLocks reports whether err says the file system has no flock.
+func noLocks(err error) bool {
+	return Unsupported(err) || errors.Is(err, syscall.ENOLCK)
+}
+
+// stillNamed reports whether f's name still refers to f.
+func stillNamed(f *os.File) (bool, error) {
+	info, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	named, err := os.Lstat(f.Name())
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(info, named), nil
+}
+
+// IsTemp reports whether name (a base name) is one of the temporary names
+// WriteFile and Create write under: ".<base>.tmp-<digits>".
+func IsTemp(name string) bool {
+	i := strings.LastIndex(name, tempInfix)
+	if i < 2 || name[0] != '.' {
+		return false
+	}
+	digits := name[i+len(tempInfix):]
+	if digits == "" {
+		return false
+	}
+	for _, r := range digits {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// RemoveTemps removes from dir the temporary files of writes that a crash
+// or kill -9 interrupted, and returns their names. A write in progress, in
+// this process or another, holds a flock on its temporary file and is left
+// alone, so this is safe while other processes write in dir. Files it cannot
+// remove are named in the error; the others are still removed.
+func RemoveTemps(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("atomicfile: remove temps: %w", err)
+	}
+	var removed []string
+	var errs []error
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !IsTemp(e.Name()) {
+			continue
+		}
+		ok, err := removeAbandoned(filepath.Join(dir, e.Name()))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("atomicfile: remove temp %s: %w", filepath.Join(dir, e.Name()), err))
+		}
+		if ok {
+			removed = append(removed, e.Name())
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// removeAbandoned removes the temporary file name unless a writer holds its
+// lock. It reports whether it removed it.
+func removeAbandoned(name string) (bool, error) {
+	f, err := os.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // moved into place meanwhile
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return false, nil // a live write
+		}
+		return false, err
+	}
+	// Locked: its writer died, finished, or has not taken the lock yet (it
+	// then sees the name gone and starts over). The name may have been
+	// moved into place since the open; then it no longer refers to f.
+	named, err := stillNamed(f)
+	if err != nil || !named {
+		return false, err
+	}
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
 }
 
 // SyncDir fsyncs a directory so that entries created, renamed or removed in it

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -381,4 +384,220 @@ func TestSyncDir(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestIsTemp(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{".secret.bin.tmp-410771747", true},
+		{".ack.json.tmp-1", true},
+		{".a.tmp-0", true},
+		{"secret.bin", false},
+		{".lock", false},
+		{"secret.bin.bad-1700000000", false},
+		{".secret.bin.tmp-", false},       // no suffix
+		{".secret.bin.tmp-12a", false},    // not os.CreateTemp's digits
+		{"secret.bin.tmp-123", false},     // not hidden: not ours
+		{".tmp-123", false},               // no base name
+		{".probe-123", false},             // datadir's probe, not a write
+		{".x.tmp-1.tmp-2", true},          // the last infix counts
+		{".clients.json.tmp-99x", false},  // trailing junk
+		{".clients.json.tmp-99/", false},  // not a base name
+		{".clients.json.tmp-٣", false},    // non-ASCII digit
+		{".clients.json.TMP-123", false},  // case matters
+		{".secret.bin.tmp-123 ", false},   // trailing space
+		{".secret.bin.tmp-0123456", true}, // leading zeros are digits
+	}
+	for _, tt := range tests {
+		if got := atomicfile.IsTemp(tt.name); got != tt.want {
+			t.Errorf("IsTemp(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// lockedTemp opens name and holds a flock on it, as a write in progress
+// does, until the test ends.
+func lockedTemp(t *testing.T, name string) {
+	t.Helper()
+	mustWrite(t, name, []byte("in progress"), 0o600)
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRemoveTemps: what a killed writer leaves is removed; writes in
+// progress (flocked) and every other name stay. Regression: kill -9 during
+// a write left .<name>.tmp-* files in the data directory for good.
+func TestRemoveTemps(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T, dir string)
+		removed []string
+		left    []string
+	}{
+		{
+			name: "killed before the rename",
+			setup: func(t *testing.T, dir string) {
+				mustWrite(t, filepath.Join(dir, "ack.json"), []byte("old"), 0o600)
+				mustWrite(t, filepath.Join(dir, ".ack.json.tmp-123"), []byte("new"), 0o600)
+			},
+			removed: []string{".ack.json.tmp-123"},
+			left:    []string{"ack.json"},
+		},
+		{
+			// Create links the temp into place, then removes the temp
+			// name: killed in between, both names are the same file.
+			name: "killed between link and remove",
+			setup: func(t *testing.T, dir string) {
+				mustWrite(t, filepath.Join(dir, "secret.bin"), []byte("key"), 0o600)
+				if err := os.Link(filepath.Join(dir, "secret.bin"), filepath.Join(dir, ".secret.bin.tmp-7")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			removed: []string{".secret.bin.tmp-7"},
+			left:    []string{"secret.bin"},
+		},
+		{
+			name: "empty temp, killed before the write",
+			setup: func(t *testing.T, dir string) {
+				mustWrite(t, filepath.Join(dir, ".clients.json.tmp-1"), nil, 0o600)
+				mustWrite(t, filepath.Join(dir, ".password.hash.tmp-2"), nil, 0o600)
+			},
+			removed: []string{".clients.json.tmp-1", ".password.hash.tmp-2"},
+		},
+		{
+			name: "write in progress",
+			setup: func(t *testing.T, dir string) {
+				lockedTemp(t, filepath.Join(dir, ".ack.json.tmp-5"))
+				mustWrite(t, filepath.Join(dir, ".ack.json.tmp-6"), []byte("dead"), 0o600)
+			},
+			removed: []string{".ack.json.tmp-6"},
+			left:    []string{".ack.json.tmp-5"},
+		},
+		{
+			name: "other names",
+			setup: func(t *testing.T, dir string) {
+				for _, n := range []string{".lock", "secret.bin.bad-1700000000", ".secret.bin.tmp-x", "notes.tmp-1"} {
+					mustWrite(t, filepath.Join(dir, n), []byte("x"), 0o600)
+				}
+				if err := os.Mkdir(filepath.Join(dir, ".dir.tmp-1"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			},
+			left: []string{".dir.tmp-1", ".lock", ".secret.bin.tmp-x", "notes.tmp-1", "secret.bin.bad-1700000000"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tt.setup(t, dir)
+			removed, err := atomicfile.RemoveTemps(dir)
+			if err != nil {
+				t.Fatalf("RemoveTemps: %v", err)
+			}
+			slices.Sort(removed)
+			if !slices.Equal(removed, tt.removed) {
+				t.Errorf("removed %q, want %q", removed, tt.removed)
+			}
+			if got := names(t, dir); !slices.Equal(got, tt.left) {
+				t.Errorf("dir holds %q, want %q", got, tt.left)
+			}
+		})
+	}
+	if _, err := atomicfile.RemoveTemps(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("RemoveTemps on a missing dir: %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestRemoveTempsBesideWriters: a cleanup running while others write never
+// breaks a write. It may take a temp file between its creation and its
+// lock; the writer must then notice and start over.
+func TestRemoveTempsBesideWriters(t *testing.T) {
+	dir := t.TempDir()
+	deadline := time.Now().Add(300 * time.Millisecond)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(deadline); i++ {
+				var err error
+				if w == 0 {
+					err = atomicfile.Create(filepath.Join(dir, fmt.Sprintf("created-%d", i)), []byte("c"), 0o600)
+				} else {
+					err = atomicfile.WriteFile(filepath.Join(dir, "ack.json"), fmt.Appendf(nil, "%d-%d", w, i), 0o600)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	cleanups := 0
+	wg.Go(func() {
+		for time.Now().Before(deadline) {
+			if _, err := atomicfile.RemoveTemps(dir); err != nil {
+				errs <- err
+				return
+			}
+			cleanups++
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("beside RemoveTemps: %v", err)
+	}
+	noTemps(t, dir)
+	t.Logf("%d cleanups beside the writers", cleanups)
+}
+
+// crashWriterEnv makes the test binary a writer that loops until killed.
+const crashWriterEnv = "ATOMICFILE_TEST_CRASH_WRITER"
+
+// TestRemoveTempsAfterKill: a process killed with SIGKILL while writing
+// leaves temp files only RemoveTemps clears, and never a torn file.
+func TestRemoveTempsAfterKill(t *testing.T) {
+	if dir := os.Getenv(crashWriterEnv); dir != "" {
+		for i := 0; ; i++ {
+			if err := atomicfile.WriteFile(filepath.Join(dir, "ack.json"), fmt.Appendf(nil, "ack %08d", i), 0o600); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		}
+	}
+	dir := t.TempDir()
+	left := 0
+	for round := range 20 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRemoveTempsAfterKill$")
+		cmd.Env = append(os.Environ(), crashWriterEnv+"="+dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(5+round) * time.Millisecond)
+		cmd.Process.Kill()
+		if err := cmd.Wait(); err == nil {
+			t.Fatal("the writer exited by itself")
+		}
+		removed, err := atomicfile.RemoveTemps(dir)
+		if err != nil {
+			t.Fatalf("round %d: RemoveTemps: %v", round, err)
+		}
+		left += len(removed)
+		noTemps(t, dir)
+		if got := names(t, dir); len(got) > 1 {
+			t.Fatalf("round %d: dir holds %q", round, got)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "ack.json")); err == nil && !regexp.MustCompile(`^ack \d{8}$`).Match(b) {
+			t.Fatalf("round %d: torn ack.json %q", round, b)
+		}
+	}
+	t.Logf("%d of 20 kills left a temp file", left)
 }

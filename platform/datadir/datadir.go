@@ -5,9 +5,12 @@ package datadir
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"camd/platform/atomicfile"
 )
 
 // Dir is a data directory that was found readable and writable.
@@ -17,7 +20,8 @@ type Dir struct {
 
 // Open creates the directory (mode 0700) when missing and proves that camd can
 // read and write it, so a bad mount stops camd at start with the path and the
-// OS error instead of failing at the first ack.
+// OS error instead of failing at the first ack. It also removes the
+// temporary files that writes interrupted by a crash left behind.
 func Open(path string) (Dir, error) {
 	if path == "" {
 		return Dir{}, errors.New("data directory: empty path")
@@ -32,15 +36,36 @@ func Open(path string) (Dir, error) {
 	if _, err := os.ReadDir(abs); err != nil {
 		return Dir{}, fmt.Errorf("data directory %s is not readable: %w", abs, err)
 	}
-	probe, err := os.CreateTemp(abs, ".probe-*")
+	probe, err := os.CreateTemp(abs, probePrefix+"*")
 	if err != nil {
 		return Dir{}, fmt.Errorf("data directory %s is not writable: %w", abs, err)
 	}
 	probe.Close()
-	if err := os.Remove(probe.Name()); err != nil {
+	// Another process starting at once may have removed it as a leftover.
+	if err := os.Remove(probe.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Dir{}, fmt.Errorf("data directory %s: remove probe: %w", abs, err)
 	}
+	removeLeftovers(abs)
 	return Dir{path: abs}, nil
+}
+
+// probePrefix starts the name of the file Open writes to prove the
+// directory writable.
+const probePrefix = ".probe-"
+
+// removeLeftovers removes what a crash or kill -9 can leave behind: the
+// temporary files of interrupted atomic writes (atomicfile.RemoveTemps
+// spares writes in progress, in any process) and write probes. A probe
+// lives for microseconds; one of another process starting at this very
+// moment may go too, which that process tolerates. It is best effort: a
+// leftover it cannot remove, such as one left by root, is clutter rather
+// than damage and must not stop the cam.
+func removeLeftovers(dir string) {
+	atomicfile.RemoveTemps(dir)
+	probes, _ := filepath.Glob(filepath.Join(dir, probePrefix+"*"))
+	for _, p := range probes {
+		os.Remove(p)
+	}
 }
 
 // Path returns the absolute path of the directory.

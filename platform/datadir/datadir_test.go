@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,6 +83,76 @@ func TestOpenKeepsExistingMode(t *testing.T) {
 	}
 	if info.Mode().Perm() != 0o755 {
 		t.Errorf("mode of an existing directory changed to %v", info.Mode().Perm())
+	}
+}
+
+// TestOpenRemovesLeftovers: what a kill -9 in the middle of a write or of
+// Open itself leaves is removed at the next Open; the files, the lock file,
+// files moved aside and a write in progress (flocked) stay. Regression: the
+// crash harness (e2e TestCrash) found .ack.json.tmp-* and .secret.bin.tmp-*
+// files surviving every later start.
+func TestOpenRemovesLeftovers(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []string // created before Open
+		lock  string   // flocked during Open, as by a live writer
+		want  []string // left after Open
+	}{
+		{
+			name:  "interrupted writes",
+			files: []string{"ack.json", ".ack.json.tmp-4046123396", ".secret.bin.tmp-410771747", ".clients.json.tmp-1"},
+			want:  []string{"ack.json"},
+		},
+		{
+			name:  "interrupted probe",
+			files: []string{"secret.bin", ".probe-123456"},
+			want:  []string{"secret.bin"},
+		},
+		{
+			name:  "write in progress in another process",
+			files: []string{"ack.json"},
+			lock:  ".ack.json.tmp-77",
+			want:  []string{".ack.json.tmp-77", "ack.json"},
+		},
+		{
+			name:  "known names",
+			files: []string{".lock", "secret.bin", "secret.bin.bad-1700000000", "password.hash", "clock.lastgood"},
+			want:  []string{".lock", "clock.lastgood", "password.hash", "secret.bin", "secret.bin.bad-1700000000"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, n := range tt.files {
+				if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.lock != "" {
+				f, err := os.OpenFile(filepath.Join(dir, tt.lock), os.O_CREATE|os.O_RDWR, 0o600)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := datadir.Open(dir); err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range entries {
+				got = append(got, e.Name())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("left %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

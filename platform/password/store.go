@@ -138,34 +138,41 @@ func (s *Store) Changed() (Change, error) {
 }
 
 // EnsureInitial makes sure an owner password exists. On first start it
-// generates a random one, stores its hash and returns it with created true, so
-// the caller can show it once. If a hash exists already (or another process
-// just created one), it returns created false.
-func (s *Store) EnsureInitial() (initial string, created bool, err error) {
+// generates a random one, hands it to show, and only then stores its hash;
+// it reports created true. A power cut between the two leaves no hash, and
+// the next start makes and shows another password. Storing first would
+// leave, after a cut, a password that works but that nobody has seen.
+// If a hash exists already it returns created false and shows nothing.
+func (s *Store) EnsureInitial(show func(password string) error) (created bool, err error) {
 	// The lock keeps creation exclusive where atomicfile.Create cannot
 	// rely on hard links (FAT).
 	unlock, err := s.dir.Lock()
 	if err != nil {
-		return "", false, fmt.Errorf("create initial owner password: %w", err)
+		return false, fmt.Errorf("create initial owner password: %w", err)
 	}
 	defer unlock()
 	if _, err := os.Stat(s.path); err == nil {
-		return "", false, nil
+		return false, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", false, fmt.Errorf("owner password %s: %w", s.path, err)
+		return false, fmt.Errorf("owner password %s: %w", s.path, err)
 	}
 	pw := rand.Text() // 26 base32 characters, 128 bits
 	h, err := Hash(pw, s.params)
 	if err != nil {
-		return "", false, err
+		return false, err
+	}
+	if err := show(pw); err != nil {
+		return false, fmt.Errorf("show the initial owner password: %w", err)
 	}
 	if err := atomicfile.Create(s.path, []byte(h+"\n"), 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return "", false, nil
+			// Only a writer that bypasses the lock (camd passwd) gets
+			// here: the password just shown is not the stored one.
+			return false, fmt.Errorf("create initial owner password: %s was set meanwhile; the password shown above is not valid: %w", s.path, err)
 		}
-		return "", false, fmt.Errorf("create initial owner password: %w", err)
+		return false, fmt.Errorf("create initial owner password: %w", err)
 	}
-	return pw, true, nil
+	return true, nil
 }
 
 // Check reports whether user and password are the owner's. It does the full

@@ -67,10 +67,51 @@ func TestNewStore(t *testing.T) {
 	}
 }
 
+// ensureInitial returns the password EnsureInitial shows, if any.
+func ensureInitial(s *Store) (pw string, created bool, err error) {
+	created, err = s.EnsureInitial(func(p string) error { pw = p; return nil })
+	return pw, created, err
+}
+
+// TestEnsureInitialShowsBeforeStoring: the password is shown before its hash
+// exists, and a failure to show it stores nothing, so a cut between the two
+// never leaves a working password nobody saw.
+func TestEnsureInitialShowsBeforeStoring(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		showErr error
+	}{
+		{"shown", nil},
+		{"show fails", errors.New("stderr closed")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newTestStore(t, 1)
+			var shown string
+			created, err := s.EnsureInitial(func(pw string) error {
+				if _, err := os.Stat(s.Path()); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("the hash exists before the password is shown: %v", err)
+				}
+				shown = pw
+				return tc.showErr
+			})
+			_, statErr := os.Stat(s.Path())
+			if tc.showErr != nil {
+				if err == nil || created || !errors.Is(statErr, fs.ErrNotExist) {
+					t.Errorf("EnsureInitial = %v, %v, hash stat %v; want an error, false and no hash", created, err, statErr)
+				}
+				return
+			}
+			if err != nil || !created || !mustCheck(t, s, Owner, shown) {
+				t.Errorf("EnsureInitial = %v, %v; the shown password must be the stored one", created, err)
+			}
+		})
+	}
+}
+
 func TestEnsureInitial(t *testing.T) {
 	s, _ := newTestStore(t, 1)
 
-	pw, created, err := s.EnsureInitial()
+	pw, created, err := ensureInitial(s)
 	if err != nil {
 		t.Fatalf("EnsureInitial: %v", err)
 	}
@@ -104,7 +145,7 @@ func TestEnsureInitial(t *testing.T) {
 		t.Error("the initial password does not check")
 	}
 
-	pw2, created2, err := s.EnsureInitial()
+	pw2, created2, err := ensureInitial(s)
 	if err != nil || created2 || pw2 != "" {
 		t.Errorf("second EnsureInitial = %q, %v, %v; want \"\", false, nil", pw2, created2, err)
 	}
@@ -123,7 +164,7 @@ func TestEnsureInitial(t *testing.T) {
 func TestEnsureInitialKeepsSetPassword(t *testing.T) {
 	s, _ := newTestStore(t, 1)
 	mustSet(t, s, "chosen by the owner")
-	pw, created, err := s.EnsureInitial()
+	pw, created, err := ensureInitial(s)
 	if err != nil || created || pw != "" {
 		t.Fatalf("EnsureInitial = %q, %v, %v; want \"\", false, nil", pw, created, err)
 	}
@@ -153,7 +194,7 @@ func TestEnsureInitialConcurrent(t *testing.T) {
 			}
 			// A store each, as separate processes starting at once would have.
 			s := NewStore(d, cheapParams, 1)
-			results[i].pw, results[i].created, results[i].err = s.EnsureInitial()
+			results[i].pw, results[i].created, results[i].err = ensureInitial(s)
 		})
 	}
 	close(start)
@@ -191,7 +232,7 @@ func TestEnsureInitialError(t *testing.T) {
 	if err := os.RemoveAll(d.Path()); err != nil {
 		t.Fatal(err)
 	}
-	pw, created, err := s.EnsureInitial()
+	pw, created, err := ensureInitial(s)
 	if err == nil {
 		t.Fatal("EnsureInitial succeeded without a data directory")
 	}

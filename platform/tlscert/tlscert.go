@@ -66,9 +66,12 @@ var errTooLarge = errors.New("file is larger than 1 MiB")
 // LoadOrCreate returns the self-signed certificate kept in dir, creating it on
 // first start.
 //
-// Files that cannot be used as a pair (only one of them exists, either does
-// not parse, or the key does not match the certificate) are moved aside as
-// <name>.bad-<unix time>, an error is logged and a fresh certificate is made.
+// A key without its certificate is what a power cut during the first start
+// leaves (the key is written first); it is removed and a pair made. Files
+// that cannot be used as a pair otherwise (a certificate without its key,
+// either does not parse, or the key does not match the certificate) are
+// moved aside as <name>.bad-<unix time>, an error is logged and a fresh
+// certificate is made: clients pinned the old one.
 // A key file readable by group or others is tightened to 0600 with a warning.
 // Several processes starting at once on an empty directory end up with the
 // same certificate.
@@ -111,8 +114,19 @@ func LoadOrCreate(dir datadir.Dir, log *slog.Logger, now func() time.Time) (*Cer
 		case keyMissing:
 			reason = fmt.Errorf("%s exists without %s", CertFileName, KeyFileName)
 		case certMissing:
-			// Left by a crash between writing the key and the certificate.
-			reason = fmt.Errorf("%s exists without %s", KeyFileName, CertFileName)
+			// Left by a crash between writing the key and the certificate
+			// (create writes the key first). No certificate of this key
+			// was ever shown, so no client pins it: drop it quietly and
+			// make a pair, rather than raise an alarm about a fingerprint
+			// nobody saw.
+			if err := os.Remove(keyPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("remove TLS key %s left without its certificate: %w", keyPath, err)
+			}
+			if err := atomicfile.SyncDir(filepath.Dir(keyPath)); err != nil {
+				return nil, err
+			}
+			log.Info("removed a TLS key left without its certificate by an interrupted first start", "key", keyPath)
+			continue
 		case certErr != nil:
 			reason = certErr
 		case keyErr != nil:

@@ -480,13 +480,42 @@ func TestServerConfig(t *testing.T) {
 	}
 }
 
+// TestLoadOrCreateLoneKey: a key without its certificate is what a cut
+// during the first start leaves. No fingerprint was ever shown for it, so it
+// is removed without an error and a pair is made, with nothing moved aside.
+func TestLoadOrCreateLoneKey(t *testing.T) {
+	old := generate(t)
+	d := newDir(t)
+	log, buf := testlog.New()
+	writeFile(t, d.Join(KeyFileName), old.key, 0o600)
+
+	c, err := LoadOrCreate(d, log, now)
+	if err != nil {
+		t.Fatalf("LoadOrCreate: %v", err)
+	}
+	if got, want := entryNames(t, d.Path()), []string{CertFileName, KeyFileName}; !slices.Equal(got, want) {
+		t.Errorf("data dir holds %q, want %q", got, want)
+	}
+	if bytes.Equal(readFileT(t, d.Join(KeyFileName)), old.key) {
+		t.Error("the lone key was kept")
+	}
+	if got := Fingerprint(parseCertFile(t, d.Join(CertFileName)).Raw); got != c.Fingerprint {
+		t.Errorf("certificate file has fingerprint %s, returned %s", got, c.Fingerprint)
+	}
+	if e := testlog.AtLevel(buf.String(), "ERROR"); len(e) != 0 {
+		t.Errorf("a lone key logged an error: %q", e)
+	}
+	if info := testlog.AtLevel(buf.String(), "INFO"); len(info) != 2 || !strings.Contains(info[0], "without its certificate") {
+		t.Errorf("want INFO lines for the removal and the new certificate, log:\n%s", buf)
+	}
+}
+
 func TestLoadOrCreateBadFiles(t *testing.T) {
 	good, other := generate(t), generate(t)
 	tests := []struct {
 		name      string
 		cert, key []byte // nil: no file
 	}{
-		{name: "only key", key: good.key},
 		{name: "only cert", cert: good.cert},
 		{name: "mismatched pair", cert: good.cert, key: other.key},
 		{name: "garbage both", cert: []byte("not a certificate\n"), key: []byte("not a key\n")},
@@ -680,7 +709,7 @@ func TestLoadOrCreateConcurrentRepair(t *testing.T) {
 		if err := os.MkdirAll(base, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(base, KeyFileName), p.key, 0o600) // a key without its certificate
+		writeFile(t, filepath.Join(base, CertFileName), p.cert, 0o644) // a certificate without its key
 		log, buf := testlog.New()
 
 		dirs := make([]datadir.Dir, n)
@@ -717,7 +746,7 @@ func TestLoadOrCreateConcurrentRepair(t *testing.T) {
 				t.Fatalf("round %d: caller %d got %s, caller 0 got %s", round, i, fps[i], fps[0])
 			}
 		}
-		if got, want := entryNames(t, base), []string{CertFileName, KeyFileName, movedKey}; !slices.Equal(got, want) {
+		if got, want := entryNames(t, base), []string{CertFileName, movedCert, KeyFileName}; !slices.Equal(got, want) {
 			t.Fatalf("round %d: data dir holds %q, want %q", round, got, want)
 		}
 		if e := testlog.AtLevel(buf.String(), "ERROR"); len(e) != 1 {
