@@ -204,11 +204,22 @@ func (a *Authority) Verify(raw string) (*Claims, error) {
 	return claims, nil
 }
 
+var (
+	errCritical     = errors.New("critical header extensions are not supported")
+	errDateInString = errors.New("a NumericDate must be a JSON number, not a string")
+)
+
 func (a *Authority) keyFunc(t *jwt.Token) (any, error) {
 	// WithValidMethods already refuses other algorithms; checking the
 	// concrete method too means a future parser option can't undo the pin.
 	if t.Method != jwt.SigningMethodHS256 {
 		return nil, fmt.Errorf("unexpected signing method %v", t.Header["alg"])
+	}
+	// RFC 7515 section 4.1.11: a JWS whose crit names an extension the
+	// recipient does not understand is invalid. camd understands none, and
+	// golang-jwt ignores crit.
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errCritical
 	}
 	return a.key.Load(), nil
 }
@@ -221,7 +232,8 @@ func (a *Authority) keyFunc(t *jwt.Token) (any, error) {
 // encoding/json grow its error-context stack for every member. The types
 // here decode the forms camd issues directly and hand everything else to
 // the decoder Claims would have used, so that what is accepted and refused,
-// and as what, does not change.
+// and as what, does not change, with one exception: a date in a JSON string,
+// which jwt.NumericDate accepts, is refused (see numericDate).
 type wireClaims struct {
 	Issuer          claimString `json:"iss"`
 	Subject         claimString `json:"sub"`
@@ -283,7 +295,10 @@ func (s *claimString) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// numericDate decodes like *jwt.NumericDate, held by value.
+// numericDate decodes like *jwt.NumericDate, held by value, except that it
+// refuses a number in a string ("exp":"1700000000"), which jwt.NumericDate
+// reads through json.Number: RFC 7519 section 2 makes a NumericDate a JSON
+// numeric value, and camd never issues one as a string.
 type numericDate struct {
 	date jwt.NumericDate
 	set  bool // false: absent or null, as a nil *jwt.NumericDate
@@ -314,8 +329,11 @@ func (n *numericDate) UnmarshalJSON(b []byte) error {
 			return nil
 		}
 	}
-	// Anything else (a number in a string, not a number at all, out of
-	// range) is jwt.NumericDate's to accept or refuse.
+	if len(b) > 0 && b[0] == '"' {
+		return errDateInString
+	}
+	// Anything else (not a number at all, out of range) is
+	// jwt.NumericDate's to refuse.
 	if err := n.date.UnmarshalJSON(b); err != nil {
 		return err
 	}
