@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -125,17 +124,7 @@ func (a *accessTally) counts() (map[int]int, int) {
 // other a NAME=value environment variable.
 func startTallied(t *testing.T, dataDir string, extra ...string) (*proc, *accessTally) {
 	t.Helper()
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir", dataDir, "--clock", "system"}
-	env := os.Environ()
-	for _, e := range extra {
-		if strings.HasPrefix(e, "-") {
-			args = append(args, e)
-		} else {
-			env = append(env, e)
-		}
-	}
-	cmd := exec.Command(camd(t), args...)
-	cmd.Env = env
+	cmd := serveCmd(t, dataDir, extra)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatalf("stderr pipe: %v", err)

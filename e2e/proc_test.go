@@ -108,10 +108,11 @@ func start(t *testing.T, dataDir string, extra ...string) *proc {
 	return p
 }
 
-// tryStart is start for callers that expect the start to fail.
-func tryStart(t *testing.T, dataDir string, extra ...string) (*proc, error) {
-	t.Helper()
-	// --clock system unless the test says otherwise: no NTP traffic.
+// serveCmd is the camd serve command on dataDir: a free loopback port, JSON
+// logs, and --clock system unless the test says otherwise (no NTP traffic).
+// Each extra starting with "-" is a flag, any other a NAME=value
+// environment variable.
+func serveCmd(t *testing.T, dataDir string, extra []string) *exec.Cmd {
 	args := []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir", dataDir, "--clock", "system"}
 	env := os.Environ()
 	for _, e := range extra {
@@ -123,6 +124,13 @@ func tryStart(t *testing.T, dataDir string, extra ...string) (*proc, error) {
 	}
 	cmd := exec.Command(camd(t), args...)
 	cmd.Env = env
+	return cmd
+}
+
+// tryStart is start for callers that expect the start to fail.
+func tryStart(t *testing.T, dataDir string, extra ...string) (*proc, error) {
+	t.Helper()
+	cmd := serveCmd(t, dataDir, extra)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
