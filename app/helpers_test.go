@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,9 +18,11 @@ import (
 
 	"camd/app"
 	"camd/config"
+	"camd/internal/apitest"
 	"camd/internal/testlog"
 	"camd/modules/ack"
 	"camd/modules/admin"
+	"camd/modules/apidoc"
 	"camd/modules/auth"
 	"camd/modules/health"
 	"camd/platform/clock"
@@ -28,11 +32,21 @@ import (
 // cheapHash keeps the suite fast; the shipped cost is measured in benchmarks.
 var cheapHash = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
+// TestMain reports, with -v, how many exchanges were checked against the
+// OpenAPI document, so a run shows the check is on.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if v, err := apitest.Default(); err == nil && testing.Verbose() {
+		fmt.Printf("OpenAPI: %d exchanges checked against modules/apidoc/openapi.yaml\n", v.Checked())
+	}
+	os.Exit(code)
+}
+
 // standardRegistry builds a registry from exactly the standard modules, the
 // way a test names what it runs instead of relying on init() side effects.
 func standardRegistry(extra ...app.ModuleInfo) *app.Registry {
 	r := app.NewRegistry()
-	for _, info := range append([]app.ModuleInfo{ack.Info(), admin.Info(), auth.Info(), health.Info()}, extra...) {
+	for _, info := range append([]app.ModuleInfo{ack.Info(), admin.Info(), apidoc.Info(), auth.Info(), health.Info()}, extra...) {
 		r.Register(info)
 	}
 	return r
@@ -139,9 +153,11 @@ func do(t *testing.T, method, url, body string, headers ...string) response {
 	return doWith(t, &http.Client{Timeout: 10 * time.Second}, method, url, body, headers...)
 }
 
-// doWith is do on a given client, to reuse its connections.
+// doWith is do on a given client, to reuse its connections. Every exchange
+// is checked against the OpenAPI document (see camd/internal/apitest).
 func doWith(t *testing.T, client *http.Client, method, url, body string, headers ...string) response {
 	t.Helper()
+	client = apitest.Client(t, client, testRoute)
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -165,6 +181,11 @@ func doWith(t *testing.T, client *http.Client, method, url, body string, headers
 	}
 	return response{Status: res.StatusCode, Header: res.Header, Body: string(b)}
 }
+
+// testRoute matches requests to the routes that test-only modules mount
+// under /test/: they are no part of camd's API, so the OpenAPI document does
+// not list them.
+func testRoute(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/test/") }
 
 const jsonCT = "Content-Type: application/json"
 

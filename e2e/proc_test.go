@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"camd/internal/apitest"
 	"camd/internal/testlog"
 )
 
@@ -40,6 +41,9 @@ func TestMain(m *testing.M) {
 	binDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
+	if v, err := apitest.Default(); err == nil && testing.Verbose() {
+		fmt.Printf("OpenAPI: %d exchanges checked against modules/apidoc/openapi.yaml\n", v.Checked())
+	}
 	os.Exit(code)
 }
 
@@ -253,7 +257,8 @@ func (p *proc) try(method, path, body string, headers ...string) (response, erro
 	if c == nil {
 		c = client
 	}
-	res, err := c.Do(req)
+	// Every exchange is checked against the OpenAPI document.
+	res, err := apitest.Client(p.t, c, nil).Do(req)
 	if err != nil {
 		return response{}, err
 	}

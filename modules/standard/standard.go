@@ -5,6 +5,7 @@ package standard
 import (
 	_ "camd/modules/ack"
 	_ "camd/modules/admin"
+	_ "camd/modules/apidoc"
 	_ "camd/modules/auth"
 	_ "camd/modules/health"
 )
