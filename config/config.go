@@ -8,11 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"camd/token"
 )
@@ -113,7 +115,9 @@ func (c Config) MemoryLimitBytes() (int64, error) {
 		}
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n <= 0 {
+	// n*mult must not overflow: 16GiB more than 2^64 bytes would wrap to
+	// 16GiB, and 2^34 GiB to 0, which reads as "off".
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
 		return 0, fmt.Errorf("--memory-limit %q (CAMD_MEMORY_LIMIT): want a size such as 24MiB, or off", c.MemoryLimit)
 	}
 	return n * mult, nil
@@ -265,6 +269,10 @@ func (f *switchFlag) IsBoolFlag() bool { return true }
 func (c Config) Validate() error {
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
 		return fmt.Errorf("--listen %q (CAMD_LISTEN): want host:port, such as :8080 or 127.0.0.1:8080", c.Listen)
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		// Caught here, not by net.Listen after the data directory and the
+		// initial password have been made.
+		return fmt.Errorf("--listen %q (CAMD_LISTEN): port %q: want a number from 0 to 65535 or a service name such as http", c.Listen, port)
 	}
 	if c.DataDir == "" {
 		return errors.New("--data-dir (CAMD_DATA_DIR) must not be empty")
@@ -341,7 +349,9 @@ func checkServer(s string) error {
 			return fmt.Errorf("port %q: want 1 to 65535", port)
 		}
 	}
-	if host == "" || strings.ContainsAny(host, " /\\@?#") {
+	// A space was refused and a tab or a NUL not: now no white space or
+	// control character at all, which no host name holds.
+	if host == "" || strings.ContainsAny(host, "/\\@?#") || strings.ContainsFunc(host, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
 		return errors.New("want host or host:port")
 	}
 	return nil

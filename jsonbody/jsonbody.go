@@ -65,6 +65,10 @@ func Read(c echo.Context) (Object, error) {
 // checks and camd's is how requests get smuggled.
 func parse(raw []byte) (Object, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
+	// A number stays json.Number: as a float64, a top-level 1E1000 was a
+	// conversion error, answered as "malformed JSON: json: cannot
+	// unmarshal number 1E1000 into Go value of type float64".
+	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, syntaxError(err)
