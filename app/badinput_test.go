@@ -143,6 +143,9 @@ func badRequests() []badRequest {
 		{name: "GET rotate secret", wire: request("GET", "/admin/rotate-secret", noCT, ""), status: 405},
 		{name: "PUT clients", wire: request("PUT", "/admin/clients", asAdmin, `{}`), status: 405},
 		{name: "POST healthz", wire: request("POST", "/healthz", asJSON, `{}`), status: 405},
+		{name: "POST openapi", wire: request("POST", "/openapi.yaml", asJSON, `{}`), status: 405},
+		{name: "trailing slash on openapi", wire: request("GET", "/openapi.yaml/", nil, ""), status: 404},
+		{name: "openapi dot-dot to admin", wire: request("GET", "/openapi.yaml/../admin/status", nil, ""), status: 404},
 
 		// Path tricks: none may reach a route, least of all around its auth.
 		{name: "dot-dot from admin to ack", wire: request("POST", "/admin/../api/ack", asBearer, `{"count":1}`), status: 404},
