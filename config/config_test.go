@@ -302,6 +302,25 @@ func TestValidate(t *testing.T) {
 		{name: "proxies", change: func(c *config.Config) { c.TrustedProxies = "10.0.0.0/8, 192.0.2.1 ,::1" }},
 		{name: "proxies bad", change: func(c *config.Config) { c.TrustedProxies = "10.0.0.0/33" }, wantErr: `--trusted-proxies (CAMD_TRUSTED_PROXIES) "10.0.0.0/33"`},
 		{name: "set system clock with system", change: func(c *config.Config) { c.ClockMode = "system"; c.SetSystemClock = true }, wantErr: "--set-system-clock (CAMD_SET_SYSTEM_CLOCK) needs NTP"},
+		// Found by FuzzParse: overflowing sizes, unchecked ports, control
+		// characters in server names.
+		{"memory limit 2^63 bytes", func(c *config.Config) { c.MemoryLimit = "8589934592GiB" }, "--memory-limit"},
+		{"memory limit 2^64+16GiB bytes", func(c *config.Config) { c.MemoryLimit = "17179869200GiB" }, "--memory-limit"},
+		{"memory limit 2^64 bytes", func(c *config.Config) { c.MemoryLimit = "17179869184GiB" }, "--memory-limit"},
+		{"memory limit MaxInt64 KiB", func(c *config.Config) { c.MemoryLimit = "9223372036854775807KiB" }, "--memory-limit"},
+		{"memory limit largest GiB", func(c *config.Config) { c.MemoryLimit = "8589934591GiB" }, ""},
+		{"memory limit MaxInt64 B", func(c *config.Config) { c.MemoryLimit = "9223372036854775807B" }, ""},
+		{"listen port a letter", func(c *config.Config) { c.Listen = ":A" }, `--listen ":A" (CAMD_LISTEN): port "A"`},
+		{"listen port too big", func(c *config.Config) { c.Listen = "127.0.0.1:65536" }, `port "65536"`},
+		{"listen port negative", func(c *config.Config) { c.Listen = "[::1]:-1" }, `port "-1"`},
+		{"listen port 65535", func(c *config.Config) { c.Listen = ":65535" }, ""},
+		{"listen port 0", func(c *config.Config) { c.Listen = "127.0.0.1:0" }, ""},
+		{"listen port by name", func(c *config.Config) { c.Listen = "localhost:https" }, ""},
+		{"server a control character", func(c *config.Config) { c.NTPServers = "\x10" }, `"\x10": want host or host:port`},
+		{"server a tab inside", func(c *config.Config) { c.NTPServers = "ntp\tserver:123" }, "want host or host:port"},
+		{"server a NUL inside", func(c *config.Config) { c.NTPServers = "a.example,ntp\x00x" }, "want host or host:port"},
+		{"server a no-break space inside", func(c *config.Config) { c.NTPServers = "ntp\u00a0x" }, "want host or host:port"},
+		{"server with a zone", func(c *config.Config) { c.NTPServers = "[fe80::1%eth0]:123" }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -313,6 +332,9 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate(%+v) = %v, want nil", c, err)
 			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 				t.Errorf("Validate(%+v) = %v, want an error about %q", c, err, tt.wantErr)
+			}
+			if tt.wantErr == "" && err == nil {
+				checkSane(t, c)
 			}
 		})
 	}
