@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -53,6 +54,33 @@ type Deps struct {
 	// empty when TLS is off.
 	TLSFingerprint string
 	Version        string
+	// Secret describes the current signing secret, never revealing it.
+	Secret func() SecretInfo
+}
+
+// SecretInfo describes the signing secret for the owner's admin page.
+type SecretInfo struct {
+	Fingerprint string    // secret.Fingerprint of the key
+	Since       time.Time // when it was made (its file's mtime); zero if unknown
+	External    bool      // it comes from --secret-file and camd cannot rotate it
+}
+
+// secretState is the SecretInfo that rotation updates.
+type secretState struct {
+	mu   sync.Mutex
+	info SecretInfo
+}
+
+func (s *secretState) get() SecretInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.info
+}
+
+func (s *secretState) set(key []byte, since time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.info.Fingerprint, s.info.Since = secret.Fingerprint(key), since
 }
 
 // ErrExternalSecret refuses rotation of a secret provided from outside.
@@ -149,7 +177,9 @@ func New(cfg config.Config, opt Options) (*App, error) {
 		}
 	}
 	var key []byte
+	secretPath := dir.Join(secret.FileName)
 	if cfg.SecretFile != "" {
+		secretPath = cfg.SecretFile
 		key, err = secret.LoadExternal(cfg.SecretFile, log)
 	} else {
 		key, err = secret.LoadOrCreate(dir, log, clk.Now)
@@ -157,6 +187,12 @@ func New(cfg config.Config, opt Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	secretInfo := &secretState{info: SecretInfo{External: cfg.SecretFile != ""}}
+	var since time.Time
+	if fi, err := os.Stat(secretPath); err == nil {
+		since = fi.ModTime()
+	}
+	secretInfo.set(key, since)
 	tokens, err := token.NewAuthority(key, cfg.TokenTTL, clk)
 	if err != nil {
 		return nil, err
@@ -222,6 +258,7 @@ func New(cfg config.Config, opt Options) (*App, error) {
 		if err := tokens.SetKey(key); err != nil {
 			return err
 		}
+		secretInfo.set(key, clk.Now())
 		log.Warn("rotated the signing secret: every token issued before is now refused")
 		return nil
 	}
@@ -263,6 +300,7 @@ func New(cfg config.Config, opt Options) (*App, error) {
 			RotateSecret:   rotate,
 			TLSFingerprint: fingerprint,
 			Version:        opt.Version,
+			Secret:         secretInfo.get,
 		}
 		if err := m.Provision(d); err != nil {
 			return nil, fmt.Errorf("provision module %q: %w", info.ID, err)

@@ -12,7 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MIB=1048576
-BIN_BUDGET=$((8 * MIB))   # armv7 binary, stripped as dist builds it
+# armv7 binary, stripped as dist builds it. 8 MiB until the admin page:
+# html/template reaches reflect's MethodByName, so the linker keeps every
+# exported method of every reachable type (+2.4 MiB on its own), and the QR
+# code and its PNG encoder add 0.4 MiB more (README, "Budgets").
+BIN_BUDGET=$((11 * MIB))
 RSS_BUDGET=$((16 * MIB))  # idle, after start with an existing data directory
 IMAGE_BUDGET=$((12 * MIB))
 image="${1:-}"

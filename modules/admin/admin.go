@@ -6,12 +6,14 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
 	"camd/app"
 	"camd/jsonbody"
+	"camd/platform/ackstore"
 	"camd/platform/clients"
 	"camd/platform/clock"
 	"camd/platform/password"
@@ -41,6 +43,13 @@ type Module struct {
 	log     *slog.Logger
 	// fingerprint is the HTTPS certificate's, empty without TLS.
 	fingerprint string
+
+	// For the HTML page.
+	pages   *pages
+	acks    *ackstore.Store
+	secret  func() app.SecretInfo
+	version string
+	started time.Time // monotonic, for the uptime
 }
 
 // Provision mounts GET /admin behind Basic auth, and warns when the password
@@ -48,6 +57,12 @@ type Module struct {
 func (m *Module) Provision(d app.Deps) error {
 	m.owner, m.clients, m.tokens, m.clock, m.rotate, m.log = d.Owner, d.Clients, d.Tokens, d.Clock, d.RotateSecret, d.Log
 	m.fingerprint = d.TLSFingerprint
+	m.acks, m.secret, m.version, m.started = d.Acks, d.Secret, d.Version, time.Now()
+	pages, err := newPages(d.TLSFingerprint != "")
+	if err != nil {
+		return err
+	}
+	m.pages = pages
 	if d.TLSFingerprint == "" && !isLoopback(d.Config.Listen) {
 		d.Log.Warn("/admin uses HTTP Basic auth over plain HTTP on a non-loopback address: the owner password crosses the network in the clear",
 			slog.String("listen", d.Config.Listen))
@@ -60,7 +75,16 @@ func (m *Module) Provision(d app.Deps) error {
 	}))
 	// Per route rather than g.Use, so a wrong method stays 405 (see modules/ack).
 	g := d.Echo.Group("/admin")
-	g.GET("", m.hello, basic)
+	g.GET("", m.index, basic)
+	d.Echo.GET(AssetPath, m.css)
+	// The page's forms. Security headers first, so every answer carries
+	// them; then the body cap and the CSRF check, both before the costly
+	// password check, so a forged post is refused cheaply.
+	form := []echo.MiddlewareFunc{pages.secure, middleware.BodyLimit(FormLimit), requireForm, pages.csrf, basic}
+	g.POST("/ui/clients", m.formCreateClient, form...)
+	g.POST("/ui/clients/:name/revoke", m.formRevokeClient, form...)
+	g.POST("/ui/rotate-secret", m.formRotateSecret, form...)
+	g.POST("/ui/password", m.formChangePassword, form...)
 	// The JSON API. State changes take only application/json bodies, so a
 	// cross-site form cannot forge them with cached Basic credentials.
 	change := []echo.MiddlewareFunc{basic, jsonbody.RequireJSON, middleware.BodyLimit(BodyLimit)}

@@ -7,6 +7,8 @@ package secret
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -142,4 +144,16 @@ func Rotate(dir datadir.Dir) ([]byte, error) {
 		return nil, fmt.Errorf("rotate secret: %w", err)
 	}
 	return key, nil
+}
+
+// fingerprintLabel separates the fingerprint's hash from any other use of
+// the key.
+const fingerprintLabel = "camd secret fingerprint v1\x00"
+
+// Fingerprint returns a short name for a secret that tells two secrets apart
+// (after a rotation, or between replicas) without revealing anything usable:
+// the first 8 bytes of SHA-256 over a fixed label and the key, in hex.
+func Fingerprint(key []byte) string {
+	sum := sha256.Sum256(append([]byte(fingerprintLabel), key...))
+	return hex.EncodeToString(sum[:8])
 }

@@ -1,0 +1,440 @@
+package admin
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"camd/app"
+	"camd/pairing"
+	"camd/platform/clients"
+	"camd/platform/password"
+)
+
+// The page's templates and stylesheet, built into the binary: a cam has no
+// web root, and the page must not load anything from another origin.
+//
+//go:embed web/*.html web/admin.css
+var web embed.FS
+
+// AssetPath is the stylesheet's URL. It is served without auth: it holds
+// nothing private, and a check would cost an argon2 hash per page view.
+const AssetPath = "/admin/assets/admin.css"
+
+// FormLimit caps an admin form body; a password is at most 1 KiB.
+const FormLimit = "4KiB"
+
+// csrfField is the form field carrying the CSRF token.
+const csrfField = "_csrf"
+
+// contentSecurityPolicy allows the page's own stylesheet, the QR code's data:
+// image and forms posting back here, and nothing else: no script at all, no
+// framing (clickjacking a revoke button), no <base> rewriting.
+const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self' data:; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// errCSRF refuses a form that did not come from the admin page.
+var errCSRF = echo.NewHTTPError(http.StatusForbidden, "CSRF check failed: submit the form from this cam's admin page")
+
+// pages are the parsed templates and the middleware every HTML answer
+// passes through: secure sets the CSP.
+type pages struct {
+	tmpl   *template.Template
+	css    []byte
+	secure echo.MiddlewareFunc
+	csrf   echo.MiddlewareFunc
+}
+
+func newPages(tls bool) (*pages, error) {
+	tmpl, err := template.ParseFS(web, "web/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("admin page templates: %w", err)
+	}
+	css, err := web.ReadFile("web/admin.css")
+	if err != nil {
+		return nil, fmt.Errorf("admin stylesheet: %w", err)
+	}
+	csrf, err := middleware.CSRFConfig{
+		TokenLookup: "form:" + csrfField,
+		CookieName:  "camd_csrf",
+		CookiePath:  "/admin",
+		// Strict: the cookie never rides along on a request another site
+		// starts, so a forged form cannot carry the token it would need.
+		CookieSameSite: http.SameSiteStrictMode,
+		CookieHTTPOnly: true,
+		CookieSecure:   tls,
+		// A browser that sends Sec-Fetch-Site is judged by it: same-origin
+		// passes, cross-site gets Echo's 403, and same-site is refused too.
+		// Echo would check the token then, but another service on this
+		// host (any port is the same site) could have planted the cookie.
+		AllowSecFetchSiteFunc: func(echo.Context) (bool, error) { return false, errCSRF },
+		// Older browsers and other clients: the token. One answer for every
+		// failure; Echo's own says 400 for a missing field.
+		ErrorHandler: func(error, echo.Context) error { return errCSRF },
+	}.ToMiddleware()
+	if err != nil {
+		return nil, fmt.Errorf("admin CSRF middleware: %w", err)
+	}
+	// The rest of the security headers (nosniff, X-Frame-Options DENY,
+	// Referrer-Policy no-referrer) are set on every answer by the app. No
+	// HSTS: with --tls auto the certificate is self-signed, and HSTS would
+	// stop the owner from accepting it in the browser at all.
+	secure := middleware.SecureWithConfig(middleware.SecureConfig{ContentSecurityPolicy: contentSecurityPolicy})
+	return &pages{tmpl: tmpl, css: css, secure: secure, csrf: csrf}, nil
+}
+
+// wantsHTML reports whether the Accept header asks for text/html by name, as
+// browsers do. curl and client libraries send */* or nothing and keep
+// getting the plain-text greeting.
+func wantsHTML(accept string) bool {
+	for part := range strings.SplitSeq(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil || mt != "text/html" {
+			continue
+		}
+		if q, ok := params["q"]; ok {
+			if f, err := strconv.ParseFloat(q, 64); err != nil || f <= 0 {
+				continue
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// index answers GET /admin: the page for browsers, "hi owner" for the rest.
+func (m *Module) index(c echo.Context) error {
+	c.Response().Header().Add(echo.HeaderVary, echo.HeaderAccept)
+	if !wantsHTML(c.Request().Header.Get(echo.HeaderAccept)) {
+		return m.hello(c)
+	}
+	return m.pages.secure(m.pages.csrf(func(c echo.Context) error {
+		return m.renderIndex(c, http.StatusOK, noticeFor(c.QueryParams()), "", "")
+	}))(c)
+}
+
+// noticeFor turns the query a form's redirect carries into a sentence. Only
+// known codes make one, so a crafted link cannot put words on the page.
+func noticeFor(q url.Values) string {
+	switch q.Get("done") {
+	case "revoked":
+		return "Revoked client " + q.Get("client") + ": its token is refused from now on."
+	case "rotated":
+		return "Rotated the signing secret: every token issued before is refused. Log in again in the phone app, and pair each client again."
+	}
+	return ""
+}
+
+// render writes one template. Every page is private (status, clients, or a
+// token shown once), so none is stored by the browser or a proxy.
+func (m *Module) render(c echo.Context, status int, name string, data any) error {
+	var buf bytes.Buffer
+	if err := m.pages.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// indexData is what the admin page shows.
+type indexData struct {
+	CSRF           string
+	Notice, Error  string
+	Owner          string
+	Version        string
+	Uptime         string
+	Clock          clockView
+	TLSFingerprint string
+	Secret         secretView
+	LastAck        *ackView
+	Clients        []clientView
+	Scopes         []scopeOption
+	// NewName refills the create form after an error.
+	NewName string
+}
+
+type clockView struct {
+	Mode, Server            string
+	Trusted, Synced         bool
+	Offset                  string
+	LastSync, NextSync, Now stamp
+}
+
+type secretView struct {
+	Fingerprint string
+	Since       stamp
+	External    bool
+}
+
+type ackView struct {
+	User  string
+	Count uint64
+	At    stamp
+}
+
+type clientView struct {
+	Name     string
+	Scopes   []string
+	Created  stamp
+	LastUsed stamp
+	LastAddr string
+}
+
+type scopeOption struct {
+	Value   string
+	Checked bool
+}
+
+// stamp is a time as the page shows it: "2026-11-28 20:15 UTC (3 min ago)",
+// with the machine-readable form for <time datetime>.
+type stamp struct {
+	Text, ISO string
+}
+
+func (m *Module) stamp(t time.Time) stamp {
+	if t.IsZero() {
+		return stamp{}
+	}
+	t = t.UTC()
+	s := stamp{Text: t.Format("2006-01-02 15:04:05 UTC"), ISO: t.Format(time.RFC3339)}
+	if ago := m.clock.Now().Sub(t); ago >= 0 {
+		s.Text += " (" + agoText(ago) + ")"
+	}
+	return s
+}
+
+// agoText is a short, rounded duration for people.
+func agoText(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return strconv.Itoa(int(d/time.Minute)) + " min ago"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d/time.Hour)) + " h ago"
+	}
+	return strconv.Itoa(int(d/(24*time.Hour))) + " days ago"
+}
+
+// upText is an uptime: "3 d 4 h", "5 h 12 min", "42 s".
+func upText(d time.Duration) string {
+	d = d.Truncate(time.Second)
+	switch {
+	case d >= 24*time.Hour:
+		return fmt.Sprintf("%d d %d h", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
+	case d >= time.Hour:
+		return fmt.Sprintf("%d h %d min", d/time.Hour, d%time.Hour/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%d min %d s", d/time.Minute, d%time.Minute/time.Second)
+	}
+	return fmt.Sprintf("%d s", d/time.Second)
+}
+
+// csrfToken is what the page's forms carry back. With a browser that sends
+// Sec-Fetch-Site, Echo's middleware stores a placeholder instead of a token:
+// that browser's own posts are then recognised as same-origin.
+func csrfToken(c echo.Context) string {
+	tok, _ := c.Get("csrf").(string)
+	return tok
+}
+
+// renderIndex shows the admin page with a notice or an error; checked are
+// the create form's scopes to keep ticked after an error.
+func (m *Module) renderIndex(c echo.Context, status int, notice, errText, newName string, checked ...string) error {
+	list, err := m.clients.List()
+	if err != nil {
+		return err
+	}
+	st := m.clock.Status()
+	sec := m.secret()
+	d := indexData{
+		CSRF:    csrfToken(c),
+		Notice:  notice,
+		Error:   errText,
+		Owner:   password.Owner,
+		Version: m.version,
+		Uptime:  upText(time.Since(m.started)),
+		Clock: clockView{
+			Mode: st.Mode, Server: st.Server, Trusted: st.Trusted, Synced: st.Synced,
+			Offset:   st.Offset.Round(time.Microsecond).String(),
+			LastSync: m.stamp(st.LastSync), NextSync: m.stamp(st.NextSync),
+			Now: m.stamp(m.clock.Now()),
+		},
+		TLSFingerprint: m.fingerprint,
+		Secret:         secretView{Fingerprint: sec.Fingerprint, Since: m.stamp(sec.Since), External: sec.External},
+		NewName:        newName,
+	}
+	d.Clock.Now.Text = strings.TrimSuffix(d.Clock.Now.Text, " (just now)")
+	if a, ok := m.acks.Last(); ok {
+		d.LastAck = &ackView{User: a.User, Count: a.Count, At: m.stamp(a.AckedAt)}
+	}
+	for _, cl := range list {
+		v := clientView{Name: cl.Name, Scopes: cl.Scopes, Created: m.stamp(cl.CreatedAt)}
+		if cl.LastUsed != nil {
+			v.LastUsed, v.LastAddr = m.stamp(cl.LastUsed.At), cl.LastUsed.Addr
+		}
+		d.Clients = append(d.Clients, v)
+	}
+	if len(checked) == 0 {
+		checked = clients.DefaultScopes()
+	}
+	for _, sc := range clients.Scopes() {
+		d.Scopes = append(d.Scopes, scopeOption{Value: sc, Checked: slices.Contains(checked, sc)})
+	}
+	return m.render(c, status, "index.html", d)
+}
+
+// requireForm refuses any body but a urlencoded form, the only kind the
+// page's forms send: multipart parsing would buffer files for nothing.
+func requireForm(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+		if err != nil || mt != echo.MIMEApplicationForm {
+			return echo.NewHTTPError(http.StatusUnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded")
+		}
+		return next(c)
+	}
+}
+
+// createdData is the page that shows a new client's token, once.
+type createdData struct {
+	Name    string
+	Scopes  []string
+	Token   string
+	Payload string // the QR code's text
+	QR      template.URL
+}
+
+// formCreateClient answers the create form: 201 with the token and its QR
+// code, or the admin page again with what was wrong.
+func (m *Module) formCreateClient(c echo.Context) error {
+	form, err := c.FormParams()
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "could not read the form")
+	}
+	name := strings.TrimSpace(form.Get("name"))
+	scopes := form["scopes"]
+	cl, err := m.clients.Add(name, scopes, m.clock.Now())
+	switch {
+	case errors.Is(err, clients.ErrExists):
+		return m.renderIndex(c, http.StatusConflict, "", "A client named "+name+" exists: revoke it first, or pick another name.", name, scopes...)
+	case errors.Is(err, clients.ErrBadName), errors.Is(err, clients.ErrBadScope):
+		return m.renderIndex(c, http.StatusBadRequest, "", "Could not create the client: "+err.Error()+".", name, scopes...)
+	case err != nil:
+		return err
+	}
+	tok, err := m.tokens.IssueClient(cl.Name, cl.ID, cl.Scopes)
+	if err != nil {
+		return err
+	}
+	m.log.Info("created client", "name", cl.Name, "scopes", cl.Scopes, "via", "admin page")
+	p := pairing.New(baseURL(c), cl.Name, cl.Scopes, tok, m.fingerprint)
+	text, err := p.JSON()
+	if err != nil {
+		return err
+	}
+	png, err := p.QR()
+	if err != nil {
+		return err
+	}
+	return m.render(c, http.StatusCreated, "created.html", createdData{
+		Name: cl.Name, Scopes: cl.Scopes, Token: tok, Payload: text,
+		// A data: URI from our own PNG bytes; html/template would
+		// otherwise refuse it as an unsafe URL.
+		QR: template.URL(pairing.DataURI(png)),
+	})
+}
+
+// baseURL is the address the owner's browser reached camd at, which is the
+// one the phone on the same network should use too.
+func baseURL(c echo.Context) string {
+	scheme := "http"
+	if c.Request().TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request().Host
+}
+
+// formRevokeClient answers a revoke button: back to the page, with a notice.
+func (m *Module) formRevokeClient(c echo.Context) error {
+	name := c.Param("name")
+	err := m.clients.Remove(name)
+	if errors.Is(err, clients.ErrNotFound) {
+		return m.renderIndex(c, http.StatusNotFound, "", "There is no client named "+name+".", "")
+	}
+	if err != nil {
+		return err
+	}
+	m.log.Info("revoked client", "name", name, "via", "admin page")
+	// 303: the browser follows with a GET, so reloading the page does not
+	// post the form again.
+	return c.Redirect(http.StatusSeeOther, "/admin?"+url.Values{"done": {"revoked"}, "client": {name}}.Encode())
+}
+
+// confirmed reports whether a dangerous form's confirmation box was ticked;
+// the page asks for it so that no single click rotates or re-keys.
+func confirmed(c echo.Context) bool { return c.FormValue("confirm") == "yes" }
+
+func (m *Module) formRotateSecret(c echo.Context) error {
+	if !confirmed(c) {
+		return m.renderIndex(c, http.StatusBadRequest, "", "Tick the box to confirm rotating the signing secret.", "")
+	}
+	err := m.rotate()
+	if errors.Is(err, app.ErrExternalSecret) {
+		return m.renderIndex(c, http.StatusConflict, "", "Could not rotate: "+err.Error()+".", "")
+	}
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/admin?done=rotated")
+}
+
+// messageData is a page with one message and a link back.
+type messageData struct {
+	Title, Message string
+}
+
+func (m *Module) formChangePassword(c echo.Context) error {
+	pw, repeat := c.FormValue("password"), c.FormValue("repeat")
+	var problem string
+	switch {
+	case !confirmed(c):
+		problem = "Tick the box to confirm changing the password."
+	case pw != repeat:
+		problem = "The two passwords differ."
+	default:
+		if err := password.Validate(pw); err != nil {
+			problem = "Could not change the password: " + err.Error() + "."
+		}
+	}
+	if problem != "" {
+		return m.renderIndex(c, http.StatusBadRequest, "", problem, "")
+	}
+	if err := m.owner.Set(pw, m.clock.Now()); err != nil {
+		return err
+	}
+	m.log.Warn("owner password changed: owner tokens issued before are now refused", "via", "admin page")
+	return m.render(c, http.StatusOK, "message.html", messageData{
+		Title: "Password changed",
+		Message: "The owner password is changed, and owner tokens issued before are refused. " +
+			"Your browser still holds the old password: it will ask for the new one on the next page.",
+	})
+}
+
+// css serves the page's stylesheet.
+func (m *Module) css(c echo.Context) error {
+	c.Response().Header().Set(echo.HeaderCacheControl, "public, max-age=3600")
+	return c.Blob(http.StatusOK, "text/css; charset=utf-8", m.pages.css)
+}
