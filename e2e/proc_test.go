@@ -67,10 +67,14 @@ func camd(t *testing.T) string {
 	return bin
 }
 
-// readSources reads every Go source and module file of camd. The binary is
-// built by a subprocess, so without this go test would not know these tests
-// depend on the sources and would replay a cached pass after a change.
+// readSources reads every Go source and module file of camd, and every file
+// it may embed. The binary is built by a subprocess, so without this go test
+// would not know these tests depend on the sources and would replay a cached
+// pass after a change.
 func readSources(root string) error {
+	// The kinds of file camd may embed: templates, styles, the OpenAPI
+	// document. A change to one changes the binary too.
+	embeddable := []string{".html", ".tmpl", ".gohtml", ".css", ".js", ".svg", ".yaml", ".yml"}
 	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -81,7 +85,11 @@ func readSources(root string) error {
 			}
 			return nil
 		}
-		if strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum" {
+		read := strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum"
+		for _, suffix := range embeddable {
+			read = read || strings.HasSuffix(path, suffix)
+		}
+		if read {
 			_, err = os.ReadFile(path)
 		}
 		return err

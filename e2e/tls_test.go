@@ -3,13 +3,17 @@ package e2e
 import (
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"camd/pairing"
 )
 
 // pinned is a client that trusts exactly one certificate, by the SHA-256
@@ -61,6 +65,7 @@ func TestHTTPSAuto(t *testing.T) {
 		t.Errorf("ack over HTTPS: %d %s", r.Status, r.Body)
 	}
 	p.login(p.Password)
+	checkPairingOverHTTPS(t, p, fp)
 
 	for name, c := range map[string]*http.Client{
 		"wrong pin":    pinned(strings.Repeat("AB:", 31) + "AB"),
@@ -83,5 +88,35 @@ func TestHTTPSAuto(t *testing.T) {
 	p.client = pinned(fp)
 	if r, err := p.try("GET", "/healthz", ""); err != nil || r.Status != 200 {
 		t.Errorf("after a restart the pinned certificate changed: %v", err)
+	}
+}
+
+var pairingRE = regexp.MustCompile(`(?s)<pre id="pairing">(.*?)</pre>`)
+
+// checkPairingOverHTTPS creates a client with the admin page's form, as a
+// same-origin browser does, and checks the pairing payload the QR code
+// carries: an https URL and the fingerprint, which a client built from the
+// payload alone pins to reach the API with the token.
+func checkPairingOverHTTPS(t *testing.T, p *proc, fp string) {
+	t.Helper()
+	r := p.admin(p.Password, "POST", "/admin/ui/clients", "name=owner-phone&scopes=ack",
+		"Content-Type: application/x-www-form-urlencoded", "Sec-Fetch-Site: same-origin")
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create client with the form: %d %s", r.Status, r.Body)
+	}
+	m := pairingRE.FindStringSubmatch(r.Body)
+	if m == nil {
+		t.Fatalf("no pairing payload on the page:\n%s", r.Body)
+	}
+	var got pairing.Payload
+	if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &got); err != nil {
+		t.Fatalf("pairing payload %q: %v", m[1], err)
+	}
+	if got.Type != "camd-pairing" || got.V != 1 || got.URL != p.URL || got.Client != "owner-phone" || got.TLSSHA256 != fp {
+		t.Errorf("pairing payload %+v; want url %s and tls_sha256 %s", got, p.URL, fp)
+	}
+	phone := &proc{t: t, URL: got.URL, client: pinned(got.TLSSHA256)}
+	if r := phone.do("POST", "/api/ack", `{"count":2}`, bearer(got.Token)); r.Status != http.StatusOK {
+		t.Errorf("ack with the paired token: %d %s", r.Status, r.Body)
 	}
 }

@@ -59,6 +59,13 @@ func Default() (*Validator, error) {
 	return defaultV, defaultErr
 }
 
+// The admin page's HTML and CSS are checked like text/plain: as strings of
+// the documented content type. kin-openapi knows no decoder for them.
+func init() {
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/css", openapi3filter.PlainBodyDecoder)
+}
+
 // New loads and validates an OpenAPI document.
 func New(spec []byte) (*Validator, error) {
 	doc, err := openapi3.NewLoader().LoadFromData(spec)

@@ -315,6 +315,7 @@ type createdData struct {
 	Token   string
 	Payload string // the QR code's text
 	QR      template.URL
+	TLS     bool
 }
 
 // formCreateClient answers the create form: 201 with the token and its QR
@@ -353,7 +354,8 @@ func (m *Module) formCreateClient(c echo.Context) error {
 		Name: cl.Name, Scopes: cl.Scopes, Token: tok, Payload: text,
 		// A data: URI from our own PNG bytes; html/template would
 		// otherwise refuse it as an unsafe URL.
-		QR: template.URL(pairing.DataURI(png)),
+		QR:  template.URL(pairing.DataURI(png)),
+		TLS: m.fingerprint != "",
 	})
 }
 
