@@ -43,7 +43,7 @@ func Read(c echo.Context) (Object, error) {
 		if errors.As(err, &he) {
 			return nil, he // 413 from echo's body limiter
 		}
-		if isTimeout(err) {
+		if IsTimeout(err) {
 			// The server's ReadTimeout ended a body that stalled or never
 			// ended (a chunked body without its last chunk).
 			return nil, echo.NewHTTPError(http.StatusRequestTimeout, "request body not received in time")
@@ -101,7 +101,8 @@ func parse(raw []byte) (Object, error) {
 	return obj, nil
 }
 
-func isTimeout(err error) bool {
+// IsTimeout reports whether reading a body failed on the server's ReadTimeout.
+func IsTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }

@@ -62,7 +62,7 @@ func TestCheck(t *testing.T) {
 		want        string // in the report; "" for none
 	}{
 		{"documented text answer", "GET", "/admin", "", "", basicOK,
-			answer{200, "text/plain; charset=UTF-8", nil, "hi owner"}, ""},
+			answer{200, "text/plain; charset=UTF-8", []string{"Vary: Accept"}, "hi owner"}, ""},
 		{"documented JSON answer", "POST", "/api/login", jsonCT, login, "",
 			answer{200, jsonCT, noStore, tokenBody}, ""},
 		{"undocumented status", "GET", "/admin", "", "", basicOK,

@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"camd/app"
+	"camd/jsonbody"
 	"camd/pairing"
 	"camd/platform/clients"
 	"camd/platform/password"
@@ -75,13 +76,10 @@ func newPages(tls bool) (*pages, error) {
 		CookieSameSite: http.SameSiteStrictMode,
 		CookieHTTPOnly: true,
 		CookieSecure:   tls,
-		// A browser that sends Sec-Fetch-Site is judged by it: same-origin
-		// passes, cross-site gets Echo's 403, and same-site is refused too.
-		// Echo would check the token then, but another service on this
-		// host (any port is the same site) could have planted the cookie.
-		AllowSecFetchSiteFunc: func(echo.Context) (bool, error) { return false, errCSRF },
-		// Older browsers and other clients: the token. One answer for every
-		// failure; Echo's own says 400 for a missing field.
+		// Only clients without Sec-Fetch-Site get this far (see
+		// sameOrigin): older browsers and scripts, which must return the
+		// token. One answer for every failure; Echo's own says 400 for a
+		// missing field.
 		ErrorHandler: func(error, echo.Context) error { return errCSRF },
 	}.ToMiddleware()
 	if err != nil {
@@ -92,7 +90,31 @@ func newPages(tls bool) (*pages, error) {
 	// HSTS: with --tls auto the certificate is self-signed, and HSTS would
 	// stop the owner from accepting it in the browser at all.
 	secure := middleware.SecureWithConfig(middleware.SecureConfig{ContentSecurityPolicy: contentSecurityPolicy})
-	return &pages{tmpl: tmpl, css: css, secure: secure, csrf: csrf}, nil
+	return &pages{tmpl: tmpl, css: css, secure: secure, csrf: sameOrigin(csrf)}, nil
+}
+
+// sameOrigin puts a Fetch Metadata check in front of Echo's CSRF middleware.
+// A browser that sends Sec-Fetch-Site is judged by it alone, and only
+// "same-origin" passes. Echo would also pass "none" (a navigation the user
+// started, which a form post never is) and fall back to the token for
+// "same-site", but another service on this host (any port is the same site)
+// could have planted the cookie.
+func sameOrigin(csrf echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		h := csrf(next)
+		return func(c echo.Context) error {
+			site := c.Request().Header.Get(echo.HeaderSecFetchSite)
+			if site != "" && site != "same-origin" && !isSafe(c.Request().Method) {
+				return errCSRF
+			}
+			return h(c)
+		}
+	}
+}
+
+// isSafe reports whether a method changes nothing (RFC 9110, 9.2.1).
+func isSafe(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions || method == http.MethodTrace
 }
 
 // wantsHTML reports whether the Accept header asks for text/html by name, as
@@ -126,11 +148,16 @@ func (m *Module) index(c echo.Context) error {
 }
 
 // noticeFor turns the query a form's redirect carries into a sentence. Only
-// known codes make one, so a crafted link cannot put words on the page.
+// known codes make one, and only a valid client name is echoed, so a crafted
+// link cannot put a sentence of its own on the page.
 func noticeFor(q url.Values) string {
 	switch q.Get("done") {
 	case "revoked":
-		return "Revoked client " + q.Get("client") + ": its token is refused from now on."
+		name := q.Get("client")
+		if clients.ValidateName(name) != nil {
+			return ""
+		}
+		return "Revoked client " + name + ": its token is refused from now on."
 	case "rotated":
 		return "Rotated the signing secret: every token issued before is refused. Log in again in the phone app, and pair each client again."
 	}
@@ -297,12 +324,24 @@ func (m *Module) renderIndex(c echo.Context, status int, notice, errText, newNam
 }
 
 // requireForm refuses any body but a urlencoded form, the only kind the
-// page's forms send: multipart parsing would buffer files for nothing.
+// page's forms send (multipart parsing would buffer files for nothing), and
+// reads it once, so a body that is cut off, too large or too slow gets its
+// own 4xx here rather than read as a form with fields missing.
 func requireForm(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 		if err != nil || mt != echo.MIMEApplicationForm {
 			return echo.NewHTTPError(http.StatusUnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded")
+		}
+		if _, err := c.FormParams(); err != nil {
+			var he *echo.HTTPError
+			switch {
+			case errors.As(err, &he): // BodyLimit's 413 for a chunked body
+				return he
+			case jsonbody.IsTimeout(err):
+				return echo.NewHTTPError(http.StatusRequestTimeout, "request body not received in time")
+			}
+			return echo.NewHTTPError(http.StatusBadRequest, "could not read the form")
 		}
 		return next(c)
 	}
@@ -321,9 +360,9 @@ type createdData struct {
 // formCreateClient answers the create form: 201 with the token and its QR
 // code, or the admin page again with what was wrong.
 func (m *Module) formCreateClient(c echo.Context) error {
-	form, err := c.FormParams()
+	form, err := c.FormParams() // read and checked by requireForm
 	if err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, "could not read the form")
+		return err
 	}
 	name := strings.TrimSpace(form.Get("name"))
 	scopes := form["scopes"]

@@ -1,0 +1,711 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html"
+	"image/png"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"camd/platform/secret"
+)
+
+// The admin page's tests: content negotiation on GET /admin, the page's
+// headers and what it must never show, and its forms under /admin/ui with
+// their CSRF check, driven the way a browser drives them.
+
+const (
+	formCT     = "Content-Type: application/x-www-form-urlencoded"
+	chromeHTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+	htmlCT     = "text/html; charset=UTF-8"
+	csrfCookie = "camd_csrf"
+	// pageCSP is contentSecurityPolicy in modules/admin/page.go, spelled
+	// out here so that loosening it (a script-src, 'unsafe-inline') fails
+	// a test instead of passing silently.
+	pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; " +
+		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+var (
+	csrfFieldRE = regexp.MustCompile(`name="_csrf" value="([^"]*)"`)
+	tokenRE     = regexp.MustCompile(`<textarea id="token"[^>]*>([^<]*)</textarea>`)
+	pairingRE   = regexp.MustCompile(`<pre id="pairing">([^<]*)</pre>`)
+	qrRE        = regexp.MustCompile(`<img id="qr" src="([^"]*)"`)
+	noticeRE    = regexp.MustCompile(`<p id="notice"[^>]*>([^<]*)</p>`)
+)
+
+func ownerBasic(pw string) string { return "Authorization: Basic " + basic("owner", pw) }
+
+// browserClient keeps cookies like a browser but does not follow redirects,
+// so a test sees the 303 and its Location itself.
+func browserClient(t *testing.T) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: noFollow}
+}
+
+func noFollow(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// submatch returns re's first group in body, HTML-unescaped.
+func submatch(t *testing.T, re *regexp.Regexp, body string) string {
+	t.Helper()
+	m := re.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no match for %s in:\n%s", re, body)
+	}
+	return html.UnescapeString(m[1])
+}
+
+// cookie returns the cookie an answer sets under name, parsed as net/http
+// parses Set-Cookie.
+func cookie(h http.Header, name string) *http.Cookie {
+	for _, c := range (&http.Response{Header: h}).Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// pageCSRF returns the _csrf value the page's forms carry; every form must
+// carry the same one.
+func pageCSRF(t *testing.T, body string) string {
+	t.Helper()
+	var vals []string
+	for _, m := range csrfFieldRE.FindAllStringSubmatch(body, -1) {
+		vals = append(vals, html.UnescapeString(m[1]))
+	}
+	if len(vals) == 0 || vals[0] == "" {
+		t.Fatalf("no _csrf field on the page:\n%s", body)
+	}
+	if len(slices.Compact(slices.Clone(vals))) != 1 {
+		t.Errorf("the page's forms carry different _csrf values: %q", vals)
+	}
+	return vals[0]
+}
+
+// clientNames lists the clients through the JSON admin API.
+func clientNames(t *testing.T, s *server, pw string) []string {
+	t.Helper()
+	r := do(t, "GET", s.URL+"/admin/clients", "", ownerBasic(pw))
+	if r.Status != http.StatusOK {
+		t.Fatalf("list clients: %d %s", r.Status, r.Body)
+	}
+	var list []struct{ Name string }
+	if err := json.Unmarshal([]byte(r.Body), &list); err != nil {
+		t.Fatalf("list clients: %v: %s", err, r.Body)
+	}
+	names := []string{}
+	for _, c := range list {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+// ackWith posts an ack with a bearer token and returns the answer.
+func ackWith(t *testing.T, s *server, tok string, count int) response {
+	t.Helper()
+	body, _ := json.Marshal(map[string]int{"count": count})
+	return do(t, "POST", s.URL+"/api/ack", string(body), jsonCT, "Authorization: Bearer "+tok)
+}
+
+func readSecret(t *testing.T, s *server) []byte {
+	t.Helper()
+	key, err := os.ReadFile(filepath.Join(s.DataDir, secret.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// TestAdminNegotiation: only an Accept that names text/html with a non-zero
+// q gets the page; curl's */*, none, or JSON keep the plain greeting the API
+// has always answered. Both vary on Accept, so no cache mixes them up.
+func TestAdminNegotiation(t *testing.T) {
+	s := startServer(t, "", serverOpts{})
+	tests := []struct {
+		accept string // "" sends no Accept
+		page   bool
+	}{
+		{"", false},
+		{"*/*", false},
+		{"text/*", false},
+		{"application/json", false},
+		{chromeHTML, true},
+		{"text/html", true},
+		{"TEXT/HTML", true},
+		{"text/html;q=0", false},
+		{"text/html;q=0.5, text/plain", true},
+	}
+	for _, tc := range tests {
+		t.Run("Accept "+tc.accept, func(t *testing.T) {
+			headers := []string{ownerBasic(s.Password)}
+			if tc.accept != "" {
+				headers = append(headers, "Accept: "+tc.accept)
+			}
+			r := do(t, "GET", s.URL+"/admin", "", headers...)
+			if r.Status != http.StatusOK {
+				t.Fatalf("status %d %s", r.Status, r.Body)
+			}
+			if !slices.Contains(r.Header.Values("Vary"), "Accept") {
+				t.Errorf("Vary %q, want Accept among them", r.Header.Values("Vary"))
+			}
+			ct := r.Header.Get("Content-Type")
+			switch {
+			case tc.page && (ct != htmlCT || !strings.Contains(r.Body, `id="greeting">hi owner<`)):
+				t.Errorf("got %q %.80q, want the HTML page", ct, r.Body)
+			case !tc.page && (ct != "text/plain; charset=UTF-8" || r.Body != "hi owner"):
+				t.Errorf("got %q %.80q, want text/plain %q", ct, r.Body, "hi owner")
+			}
+		})
+	}
+	// The page is no way around the password.
+	for _, accept := range []string{"*/*", chromeHTML} {
+		t.Run("no credentials, Accept "+accept, func(t *testing.T) {
+			r := do(t, "GET", s.URL+"/admin", "", "Accept: "+accept)
+			if r.Status != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") != `Basic realm="Backyard cam admin"` {
+				t.Errorf("got %d, WWW-Authenticate %q", r.Status, r.Header.Get("WWW-Authenticate"))
+			}
+			if strings.Contains(r.Body, "<") {
+				t.Errorf("the refusal carries markup: %s", r.Body)
+			}
+		})
+	}
+}
+
+// TestAdminPageHeaders: the page runs no script, cannot be framed or
+// cached, sets a CSRF cookie no script or other site can use, and shows
+// the secret's fingerprint but never the secret or the password.
+func TestAdminPageHeaders(t *testing.T) {
+	s := startServer(t, "", serverOpts{})
+	r := do(t, "GET", s.URL+"/admin", "", ownerBasic(s.Password), "Accept: "+chromeHTML)
+	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != htmlCT {
+		t.Fatalf("got %d %q", r.Status, r.Header.Get("Content-Type"))
+	}
+	for name, want := range map[string]string{
+		"Content-Security-Policy": pageCSP,
+		"X-Frame-Options":         "DENY",
+		"Referrer-Policy":         "no-referrer",
+		"X-Content-Type-Options":  "nosniff",
+		"Cache-Control":           "no-store",
+	} {
+		if got := r.Header.Values(name); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %q, want exactly %q", name, got, want)
+		}
+	}
+	c := cookie(r.Header, csrfCookie)
+	switch {
+	case c == nil:
+		t.Fatalf("no %s cookie; Set-Cookie %q", csrfCookie, r.Header.Values("Set-Cookie"))
+	case !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/admin" || c.Secure:
+		t.Errorf("cookie %q: want HttpOnly, SameSite=Strict, Path=/admin, not Secure over plain HTTP", c.String())
+	}
+	if got := pageCSRF(t, r.Body); got != c.Value {
+		t.Errorf("the forms carry _csrf %q, the cookie %q", got, c.Value)
+	}
+
+	key := readSecret(t, s)
+	fp := secret.Fingerprint(key)
+	for _, want := range []string{`id="greeting">hi owner<`, "<dd>test</dd>", `id="secret-fingerprint" class="fp">` + fp + "<"} {
+		if !strings.Contains(r.Body, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	for what, leak := range map[string]string{
+		"<script":                  "<script",
+		"a style attribute":        " style=",
+		"the secret in hex":        hex.EncodeToString(key),
+		"the secret in HEX":        strings.ToUpper(hex.EncodeToString(key)),
+		"the secret in base64":     base64.StdEncoding.EncodeToString(key),
+		"the secret in base64url":  base64.RawURLEncoding.EncodeToString(key),
+		"the owner password":       s.Password,
+		"the owner password, HTML": html.EscapeString(s.Password),
+		"the Basic credentials":    basic("owner", s.Password),
+	} {
+		if strings.Contains(r.Body, leak) {
+			t.Errorf("the page contains %s", what)
+		}
+	}
+}
+
+// TestAdminForms drives every form the way an older browser does, without
+// Sec-Fetch-Site: the CSRF token from the page and its cookie ride along,
+// and each step's effect is checked through the JSON API and the tokens.
+func TestAdminForms(t *testing.T) {
+	s := startServer(t, "", serverOpts{})
+	browser := browserClient(t)
+	page := doWith(t, browser, "GET", s.URL+"/admin", "", ownerBasic(s.Password), "Accept: "+chromeHTML)
+	if page.Status != http.StatusOK {
+		t.Fatalf("GET /admin: %d %s", page.Status, page.Body)
+	}
+	csrf := pageCSRF(t, page.Body)
+	owner := login(t, s) // must die with the rotation below, not before
+	const newPassword = "a new owner password"
+	var clientToken string
+
+	tests := []struct {
+		name     string
+		path     string
+		form     url.Values
+		status   int
+		location string   // of a 303
+		body     []string // in an HTML answer
+		check    func(t *testing.T, r response)
+	}{
+		{
+			name: "create", path: "/admin/ui/clients", status: http.StatusCreated,
+			form: url.Values{"name": {"porch-phone"}, "scopes": {"ack", "ack:read"}},
+			body: []string{`id="token"`, "Client porch-phone created"},
+			check: func(t *testing.T, r response) {
+				if got := r.Header.Get("Cache-Control"); got != "no-store" {
+					t.Errorf("Cache-Control %q, want no-store: the page shows a token", got)
+				}
+				clientToken = submatch(t, tokenRE, r.Body)
+				if a := ackWith(t, s, clientToken, 1); a.Status != http.StatusOK || a.JSON(t)["user"] != "client:porch-phone" {
+					t.Errorf("ack with the new token: %d %s", a.Status, a.Body)
+				}
+				var payload map[string]any
+				if err := json.Unmarshal([]byte(submatch(t, pairingRE, r.Body)), &payload); err != nil {
+					t.Fatalf("#pairing is not JSON: %v", err)
+				}
+				want := map[string]any{ // no tls_sha256 over plain HTTP
+					"type": "camd-pairing", "v": float64(1), "url": s.URL, "client": "porch-phone",
+					"scopes": []any{"ack", "ack:read"}, "token": clientToken,
+				}
+				if !reflect.DeepEqual(payload, want) {
+					t.Errorf("pairing payload %v\nwant %v", payload, want)
+				}
+				// Only that it is a PNG; the browser test scans it.
+				src := submatch(t, qrRE, r.Body)
+				b64, ok := strings.CutPrefix(src, "data:image/png;base64,")
+				if !ok {
+					t.Fatalf("#qr src %.40q, want a data:image/png URI", src)
+				}
+				raw, err := base64.StdEncoding.DecodeString(b64)
+				if err != nil {
+					t.Fatalf("#qr base64: %v", err)
+				}
+				if _, err := png.Decode(bytes.NewReader(raw)); err != nil {
+					t.Errorf("#qr is not a PNG: %v", err)
+				}
+			},
+		},
+		{
+			name: "create a duplicate", path: "/admin/ui/clients", status: http.StatusConflict,
+			form: url.Values{"name": {"porch-phone"}, "scopes": {"ack"}},
+			body: []string{`id="error"`, "A client named porch-phone exists"},
+		},
+		{
+			name: "create with a bad name", path: "/admin/ui/clients", status: http.StatusBadRequest,
+			form: url.Values{"name": {"bad name!"}, "scopes": {"ack"}},
+			body: []string{`id="error"`, "client name must be", `value="bad name!"`},
+		},
+		{
+			name: "create with an unknown scope", path: "/admin/ui/clients", status: http.StatusBadRequest,
+			form: url.Values{"name": {"gate"}, "scopes": {"admin"}},
+			body: []string{`id="error"`, "unknown scope"},
+			check: func(t *testing.T, _ response) {
+				if got := clientNames(t, s, s.Password); !slices.Equal(got, []string{"porch-phone"}) {
+					t.Errorf("clients %q, want only porch-phone: a refused form created one", got)
+				}
+			},
+		},
+		{
+			name: "revoke", path: "/admin/ui/clients/porch-phone/revoke", status: http.StatusSeeOther,
+			location: "/admin?client=porch-phone&done=revoked",
+			check: func(t *testing.T, _ response) {
+				if a := ackWith(t, s, clientToken, 2); a.Status != http.StatusUnauthorized {
+					t.Errorf("ack with the revoked token: %d %s", a.Status, a.Body)
+				}
+				if got := clientNames(t, s, s.Password); len(got) != 0 {
+					t.Errorf("clients %q after the revoke, want none", got)
+				}
+			},
+		},
+		{
+			name: "revoke an unknown client", path: "/admin/ui/clients/nobody/revoke", status: http.StatusNotFound,
+			body: []string{`id="error"`, "There is no client named nobody."},
+		},
+		{
+			name: "rotate without the confirmation", path: "/admin/ui/rotate-secret", status: http.StatusBadRequest,
+			body: []string{`id="error"`, "Tick the box"},
+			check: func(t *testing.T, _ response) {
+				if a := ackWith(t, s, owner, 3); a.Status != http.StatusOK {
+					t.Errorf("owner token after an unconfirmed rotation: %d %s", a.Status, a.Body)
+				}
+			},
+		},
+		{
+			name: "rotate", path: "/admin/ui/rotate-secret", status: http.StatusSeeOther,
+			form: url.Values{"confirm": {"yes"}}, location: "/admin?done=rotated",
+			check: func(t *testing.T, _ response) {
+				if a := ackWith(t, s, owner, 4); a.Status != http.StatusUnauthorized {
+					t.Errorf("owner token from before the rotation: %d %s", a.Status, a.Body)
+				}
+			},
+		},
+		{
+			name: "password with a differing repeat", path: "/admin/ui/password", status: http.StatusBadRequest,
+			form: url.Values{"password": {newPassword}, "repeat": {newPassword + "!"}, "confirm": {"yes"}},
+			body: []string{`id="error"`, "The two passwords differ."},
+		},
+		{
+			name: "password too short", path: "/admin/ui/password", status: http.StatusBadRequest,
+			form: url.Values{"password": {"short"}, "repeat": {"short"}, "confirm": {"yes"}},
+			body: []string{`id="error"`, "Could not change the password"},
+		},
+		{
+			name: "password without the confirmation", path: "/admin/ui/password", status: http.StatusBadRequest,
+			form: url.Values{"password": {newPassword}, "repeat": {newPassword}},
+			body: []string{`id="error"`, "Tick the box"},
+			check: func(t *testing.T, _ response) {
+				if r := do(t, "GET", s.URL+"/admin", "", ownerBasic(newPassword)); r.Status != http.StatusUnauthorized {
+					t.Errorf("the refused new password: GET /admin %d", r.Status)
+				}
+			},
+		},
+		{
+			name: "password", path: "/admin/ui/password", status: http.StatusOK,
+			form: url.Values{"password": {newPassword}, "repeat": {newPassword}, "confirm": {"yes"}},
+			body: []string{"Password changed"},
+			check: func(t *testing.T, _ response) {
+				if r := do(t, "GET", s.URL+"/admin", "", ownerBasic(s.Password)); r.Status != http.StatusUnauthorized {
+					t.Errorf("GET /admin with the old password: %d, want 401", r.Status)
+				}
+				if r := do(t, "GET", s.URL+"/admin", "", ownerBasic(newPassword)); r.Status != http.StatusOK {
+					t.Errorf("GET /admin with the new password: %d, want 200", r.Status)
+				}
+			},
+		},
+	}
+	for _, tc := range tests {
+		ok := t.Run(tc.name, func(t *testing.T) {
+			form := url.Values{"_csrf": {csrf}}
+			for k, v := range tc.form {
+				form[k] = v
+			}
+			r := doWith(t, browser, "POST", s.URL+tc.path, form.Encode(), formCT, ownerBasic(s.Password))
+			if r.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tc.status, r.Body)
+			}
+			if got := r.Header.Get("Content-Security-Policy"); got != pageCSP {
+				t.Errorf("CSP %q on a form's answer", got)
+			}
+			if tc.location != "" {
+				if got := r.Header.Get("Location"); got != tc.location {
+					t.Errorf("Location %q, want %q", got, tc.location)
+				}
+			} else if ct := r.Header.Get("Content-Type"); ct != htmlCT {
+				t.Errorf("Content-Type %q, want %q", ct, htmlCT)
+			}
+			for _, want := range tc.body {
+				if !strings.Contains(r.Body, want) {
+					t.Errorf("answer lacks %q:\n%s", want, r.Body)
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, r)
+			}
+		})
+		if !ok {
+			t.FailNow() // later steps build on this one
+		}
+	}
+}
+
+// TestAdminFormsCSRF: a form without a matching token and cookie is
+// refused, and so is any post a browser marks as coming from elsewhere,
+// whatever token it carries; a browser's same-origin post needs none.
+func TestAdminFormsCSRF(t *testing.T) {
+	s := startServer(t, "", serverOpts{})
+	page := do(t, "GET", s.URL+"/admin", "", ownerBasic(s.Password), "Accept: text/html")
+	c := cookie(page.Header, csrfCookie)
+	if c == nil {
+		t.Fatalf("no %s cookie", csrfCookie)
+	}
+	valid := pageCSRF(t, page.Body)
+	wrong := strings.Repeat("x", len(valid))
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: noFollow}
+
+	tests := []struct {
+		name     string
+		cookie   string // camd_csrf sent, "" none
+		field    string // _csrf sent, "" none
+		fetch    string // Sec-Fetch-Site, "" none
+		accepted bool
+	}{
+		{name: "no field, no cookie"},
+		{name: "cookie, wrong field", cookie: valid, field: wrong},
+		{name: "field, no cookie", field: valid},
+		{name: "valid, but cross-site", cookie: valid, field: valid, fetch: "cross-site"},
+		// Any port on this host is the same site, and could have planted
+		// the cookie.
+		{name: "valid, but same-site", cookie: valid, field: valid, fetch: "same-site"},
+		// "none" is a navigation the user started; Echo alone lets it pass.
+		{name: "valid, but none", cookie: valid, field: valid, fetch: "none"},
+		{name: "same-origin, no token", fetch: "same-origin", accepted: true},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			headers := []string{formCT, ownerBasic(s.Password)}
+			if tc.cookie != "" {
+				headers = append(headers, "Cookie: "+csrfCookie+"="+tc.cookie)
+			}
+			if tc.fetch != "" {
+				headers = append(headers, "Sec-Fetch-Site: "+tc.fetch)
+			}
+			form := func(kv ...string) string {
+				v := url.Values{}
+				if tc.field != "" {
+					v.Set("_csrf", tc.field)
+				}
+				for i := 0; i < len(kv); i += 2 {
+					v.Set(kv[i], kv[i+1])
+				}
+				return v.Encode()
+			}
+			name := "forged-" + string(rune('a'+i))
+			keyBefore := readSecret(t, s)
+			create := doWith(t, client, "POST", s.URL+"/admin/ui/clients", form("name", name, "scopes", "ack"), headers...)
+			rotate := doWith(t, client, "POST", s.URL+"/admin/ui/rotate-secret", form("confirm", "yes"), headers...)
+			created := slices.Contains(clientNames(t, s, s.Password), name)
+			rotated := !bytes.Equal(readSecret(t, s), keyBefore)
+
+			if tc.accepted {
+				if create.Status != http.StatusCreated || !created {
+					t.Errorf("create: %d, created %v; want 201 and the client", create.Status, created)
+				}
+				if rotate.Status != http.StatusSeeOther || !rotated {
+					t.Errorf("rotate: %d, rotated %v; want 303 and a new secret", rotate.Status, rotated)
+				}
+				return
+			}
+			for what, r := range map[string]response{"create": create, "rotate": rotate} {
+				if r.Status != http.StatusForbidden || r.Header.Get("Content-Type") != "application/json" {
+					t.Errorf("%s: %d %q, want 403 JSON", what, r.Status, r.Header.Get("Content-Type"))
+					continue
+				}
+				if msg, _ := r.JSON(t)["error"].(string); !strings.Contains(msg, "CSRF") {
+					t.Errorf("%s: error %q does not say CSRF", what, msg)
+				}
+				if got := r.Header.Get("Content-Security-Policy"); got != pageCSP {
+					t.Errorf("%s: CSP %q on the refusal", what, got)
+				}
+			}
+			if created || rotated {
+				t.Errorf("a refused form changed something: client created %v, secret rotated %v", created, rotated)
+			}
+		})
+	}
+}
+
+// TestAdminFormsCSRFBeforePassword: a forged post is refused before its
+// password is checked, so forging does not cost an argon2 hash and cannot
+// lock the owner out. Six refusals with a wrong password would lock the
+// address (5 failures) if the password were checked.
+func TestAdminFormsCSRFBeforePassword(t *testing.T) {
+	s := startServer(t, "", serverOpts{})
+	for i := range 6 {
+		r := do(t, "POST", s.URL+"/admin/ui/clients", "name=forged", formCT, ownerBasic("wrong-password"))
+		if r.Status != http.StatusForbidden {
+			t.Fatalf("forged post %d: %d %s, want 403", i+1, r.Status, r.Body)
+		}
+	}
+	if r := do(t, "GET", s.URL+"/admin", "", ownerBasic(s.Password)); r.Status != http.StatusOK {
+		t.Errorf("GET /admin after six forged posts: %d %s, want 200", r.Status, r.Body)
+	}
+}
+
+// TestAdminFormRefusals: the forms take only small urlencoded bodies, and
+// only by POST. The body checks come before the CSRF and password checks.
+func TestAdminFormRefusals(t *testing.T) {
+	s := startServer(t, "", serverOpts{})
+	// sized is a form of exactly n bytes, without a CSRF token.
+	sized := func(n int) string { return "name=" + strings.Repeat("a", n-len("name=")) }
+	tests := []struct {
+		name, method, body string
+		headers            []string
+		status             int
+		err                string
+	}{
+		{"JSON body", "POST", `{"name":"x"}`, []string{jsonCT}, http.StatusUnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded"},
+		{"multipart body", "POST", "--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx\r\n--b--\r\n",
+			[]string{"Content-Type: multipart/form-data; boundary=b"}, http.StatusUnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded"},
+		{"no Content-Type", "POST", "name=x", nil, http.StatusUnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded"},
+		// 4096 bytes pass the cap and reach the CSRF check.
+		{"form of 4096 bytes", "POST", sized(4096), []string{formCT}, http.StatusForbidden, "CSRF check failed: submit the form from this cam's admin page"},
+		{"form of 4097 bytes", "POST", sized(4097), []string{formCT}, http.StatusRequestEntityTooLarge, "request entity too large"},
+		{"GET", "GET", "", nil, http.StatusMethodNotAllowed, "method not allowed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(t, tc.method, s.URL+"/admin/ui/clients", tc.body, append(tc.headers, ownerBasic(s.Password))...)
+			if r.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tc.status, r.Body)
+			}
+			if got := r.JSON(t)["error"]; got != tc.err {
+				t.Errorf("error %q, want %q", got, tc.err)
+			}
+			if tc.status == http.StatusMethodNotAllowed && r.Header.Get("Allow") == "" {
+				t.Error("405 without Allow")
+			}
+		})
+	}
+	if got := clientNames(t, s, s.Password); len(got) != 0 {
+		t.Errorf("clients %q after refused forms, want none", got)
+	}
+}
+
+// TestAdminFormChunked: a form sent chunked (no Content-Length) is read
+// once, before any handler, so one over the cap gets 413 like a sized one,
+// not a page complaining that a field is missing.
+func TestAdminFormChunked(t *testing.T) {
+	s := startServer(t, "", serverOpts{})
+	for _, tc := range []struct {
+		path   string
+		size   int
+		status int
+	}{
+		{"/admin/ui/rotate-secret", 5000, http.StatusRequestEntityTooLarge},
+		{"/admin/ui/clients", 5000, http.StatusRequestEntityTooLarge},
+		{"/admin/ui/rotate-secret", 100, http.StatusSeeOther},
+	} {
+		t.Run(fmt.Sprintf("%s %d bytes", tc.path, tc.size), func(t *testing.T) {
+			body := "confirm=yes&pad=" + strings.Repeat("a", tc.size-len("confirm=yes&pad="))
+			// A reader of unknown length makes the client send it chunked.
+			req, err := http.NewRequest("POST", s.URL+tc.path, io.MultiReader(strings.NewReader(body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			req.Header.Set("Authorization", "Basic "+basic("owner", s.Password))
+			client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: noFollow}
+			res, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != tc.status {
+				t.Errorf("status %d, want %d: %s", res.StatusCode, tc.status, b)
+			}
+			if req.ContentLength != 0 && req.ContentLength != -1 {
+				t.Errorf("request was sent with Content-Length %d, not chunked", req.ContentLength)
+			}
+		})
+	}
+}
+
+// TestAdminStylesheet: the stylesheet needs no password (it holds nothing
+// private, and a check would cost a hash per page view) and is cached.
+func TestAdminStylesheet(t *testing.T) {
+	s := startServer(t, "", serverOpts{})
+	r := do(t, "GET", s.URL+"/admin/assets/admin.css", "")
+	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "text/css; charset=utf-8" ||
+		r.Header.Get("Cache-Control") != "public, max-age=3600" || r.Body == "" {
+		t.Errorf("got %d, Content-Type %q, Cache-Control %q, %d bytes", r.Status,
+			r.Header.Get("Content-Type"), r.Header.Get("Cache-Control"), len(r.Body))
+	}
+}
+
+// TestAdminPageShowsUse: the page shows the last ack, and when each client
+// last used its token, from where.
+func TestAdminPageShowsUse(t *testing.T) {
+	s := startServer(t, "", serverOpts{})
+	page := func() string {
+		t.Helper()
+		r := do(t, "GET", s.URL+"/admin", "", ownerBasic(s.Password), "Accept: text/html")
+		if r.Status != http.StatusOK {
+			t.Fatalf("GET /admin: %d %s", r.Status, r.Body)
+		}
+		return r.Body
+	}
+	r := do(t, "POST", s.URL+"/admin/clients", `{"name":"gate-esp32"}`, jsonCT, ownerBasic(s.Password))
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create client: %d %s", r.Status, r.Body)
+	}
+	clientTok, _ := r.JSON(t)["token"].(string)
+	rowRE := regexp.MustCompile(`(?s)<tr data-client="gate-esp32">.*?</tr>`)
+
+	before := page()
+	if !strings.Contains(before, "<p>No ack yet.</p>") {
+		t.Error("no ack yet, but the page does not say so")
+	}
+	if row := rowRE.FindString(before); !strings.Contains(row, "<td>never</td>") {
+		t.Errorf("unused client's row: %q, want it to say never", row)
+	}
+
+	if a := ackWith(t, s, login(t, s), 7); a.Status != http.StatusOK {
+		t.Fatalf("owner ack: %d %s", a.Status, a.Body)
+	}
+	if !strings.Contains(page(), "<p>Ack #7 by owner, <time datetime=") {
+		t.Error("the page does not show the owner's ack #7")
+	}
+	if a := ackWith(t, s, clientTok, 8); a.Status != http.StatusOK {
+		t.Fatalf("client ack: %d %s", a.Status, a.Body)
+	}
+	after := page()
+	if !strings.Contains(after, "<p>Ack #8 by client:gate-esp32, <time datetime=") {
+		t.Error("the page does not show the client's ack #8")
+	}
+	if row := rowRE.FindString(after); !strings.Contains(row, " (just now)</time> from 127.0.0.1</td>") {
+		t.Errorf("used client's row: %q, want its last use just now from 127.0.0.1", row)
+	}
+}
+
+// TestAdminPageNotice: the notice a redirect asks for is escaped, and only
+// the known codes make one.
+func TestAdminPageNotice(t *testing.T) {
+	s := startServer(t, "", serverOpts{})
+	tests := []struct {
+		query  string
+		notice string // "" for none
+	}{
+		{"done=revoked&client=porch-esp32", "Revoked client porch-esp32: its token is refused from now on."},
+		// Only a valid client name is echoed: no markup, and no sentence
+		// of a crafted link's own.
+		{"done=revoked&client=" + url.QueryEscape("<script>x</script>"), ""},
+		{"done=revoked&client=" + url.QueryEscape("x. Your cam is compromised, call 555-0100"), ""},
+		{"done=rotated", "Rotated the signing secret: every token issued before is refused. Log in again in the phone app, and pair each client again."},
+		{"done=" + url.QueryEscape("<b>pwned</b>"), ""},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			r := do(t, "GET", s.URL+"/admin?"+tc.query, "", ownerBasic(s.Password), "Accept: text/html")
+			if r.Status != http.StatusOK {
+				t.Fatalf("status %d %s", r.Status, r.Body)
+			}
+			if strings.Contains(r.Body, "<script") || strings.Contains(r.Body, "<b>") {
+				t.Error("markup from the query is on the page unescaped")
+			}
+			if tc.notice == "" {
+				if strings.Contains(r.Body, `id="notice"`) {
+					t.Errorf("a notice for %q: %s", tc.query, noticeRE.FindString(r.Body))
+				}
+				return
+			}
+			if got := submatch(t, noticeRE, r.Body); got != tc.notice {
+				t.Errorf("notice %q, want %q", got, tc.notice)
+			}
+		})
+	}
+}

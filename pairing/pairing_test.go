@@ -1,0 +1,72 @@
+package pairing_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"image/png"
+	"strings"
+	"testing"
+
+	"camd/pairing"
+)
+
+// A token about the size of a real client token (a JWT of some 300 bytes),
+// so the QR code is of the version the phone really scans.
+var token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + strings.Repeat("eyJzdWIiOiJjbGllbnQ6cG9yY2gtcGhvbmUi", 6) + ".c2lnbmF0dXJlLW9mLWZvcnR5LXRocmVlLWNoYXJzLWxvbmc"
+
+const fp = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"
+
+// TestJSON: the payload's exact text, the format docs/pairing.md and the
+// Pairing schema promise apps: fields in this order, and tls_sha256 left
+// out, not empty, over plain HTTP.
+func TestJSON(t *testing.T) {
+	tests := []struct {
+		name, url, fp, want string
+		scopes              []string
+	}{
+		{
+			name: "plain HTTP", url: "http://192.168.1.20:8080", scopes: []string{"ack"},
+			want: `{"type":"camd-pairing","v":1,"url":"http://192.168.1.20:8080","client":"porch-phone","scopes":["ack"],"token":"` + token + `"}`,
+		},
+		{
+			name: "HTTPS", url: "https://192.168.1.20:8443", fp: fp, scopes: []string{"ack", "ack:read"},
+			want: `{"type":"camd-pairing","v":1,"url":"https://192.168.1.20:8443","client":"porch-phone","scopes":["ack","ack:read"],"token":"` + token + `","tls_sha256":"` + fp + `"}`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := pairing.New(tc.url, "porch-phone", tc.scopes, token, tc.fp).JSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("JSON() =\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestQR: the code is a square PNG large enough to scan off a screen, and
+// DataURI carries exactly its bytes.
+func TestQR(t *testing.T) {
+	raw, err := pairing.New("https://192.168.1.20:8443", "porch-phone", []string{"ack"}, token, fp).QR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("QR() is not a PNG: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() != b.Dy() || b.Dx() <= 100 {
+		t.Errorf("QR code is %dx%d px, want a square over 100 px", b.Dx(), b.Dy())
+	}
+
+	uri := pairing.DataURI(raw)
+	b64, ok := strings.CutPrefix(uri, "data:image/png;base64,")
+	if !ok {
+		t.Fatalf("DataURI = %.40q..., want the data:image/png;base64, prefix", uri)
+	}
+	if back, err := base64.StdEncoding.DecodeString(b64); err != nil || !bytes.Equal(back, raw) {
+		t.Errorf("DataURI does not carry the PNG's bytes (err %v)", err)
+	}
+}
