@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -195,5 +196,45 @@ func BenchmarkLoginIssue(b *testing.B) {
 	// b.Loop has stopped the timer.
 	if rec := send(); rec.Code != http.StatusOK {
 		b.Fatalf("login after the loop: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// BenchmarkAdminPage measures GET /admin as a browser sends it (Accept:
+// text/html, Basic credentials, no Sec-Fetch-Site, so the CSRF cookie path)
+// with ten clients listed, and the plain greeting beside it. The credential
+// is remembered after the first request (password.RecentTTL), so this is
+// the rendering, not argon2id.
+func BenchmarkAdminPage(b *testing.B) {
+	ba := newBenchApp(b)
+	basicAuth := "Basic " + basic("owner", ba.password)
+	for i := range 10 {
+		req := httptest.NewRequest(http.MethodPost, "/admin/clients", strings.NewReader(`{"name":"cam-`+strconv.Itoa(i)+`"}`))
+		req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+		req.Header.Set(echo.HeaderAuthorization, basicAuth)
+		rec := httptest.NewRecorder()
+		ba.h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			b.Fatalf("create client: %d %s", rec.Code, rec.Body)
+		}
+	}
+	for _, tc := range []struct{ name, accept, want string }{
+		{"page", "text/html,application/xhtml+xml,*/*;q=0.8", "text/html; charset=UTF-8"},
+		{"greeting", "*/*", "text/plain; charset=UTF-8"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, "/admin", nil)
+			req.Header.Set(echo.HeaderAuthorization, basicAuth)
+			req.Header.Set("Accept", tc.accept)
+			rec := httptest.NewRecorder()
+			ba.h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK || rec.Header().Get(echo.HeaderContentType) != tc.want {
+				b.Fatalf("GET /admin: %d %s %.200s", rec.Code, rec.Header().Get(echo.HeaderContentType), rec.Body)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				ba.h.ServeHTTP(httptest.NewRecorder(), req)
+			}
+			b.ReportMetric(float64(rec.Body.Len()), "bytes/page")
+		})
 	}
 }

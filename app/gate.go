@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"strconv"
@@ -24,11 +25,22 @@ type PasswordGate struct {
 // Check reports whether user and pass are the owner's. It returns a 429
 // *echo.HTTPError while c's address is locked.
 func (g *PasswordGate) Check(c echo.Context, user, pass string) (bool, error) {
+	return g.check(c, user, pass, g.owner.Check)
+}
+
+// CheckBasic is Check for HTTP Basic credentials, which a browser resends
+// with every request: a verified credential is trusted again for
+// password.RecentTTL without hashing (password.Store.CheckRecent).
+func (g *PasswordGate) CheckBasic(c echo.Context, user, pass string) (bool, error) {
+	return g.check(c, user, pass, g.owner.CheckRecent)
+}
+
+func (g *PasswordGate) check(c echo.Context, user, pass string, verify func(context.Context, string, string) (bool, error)) (bool, error) {
 	addr := c.RealIP()
 	if ok, wait := g.limiter.Check(addr); !ok {
 		return false, tooMany(c, wait.Seconds())
 	}
-	ok, err := g.owner.Check(c.Request().Context(), user, pass)
+	ok, err := verify(c.Request().Context(), user, pass)
 	if err != nil {
 		return false, err
 	}

@@ -70,3 +70,21 @@ func TestQR(t *testing.T) {
 		t.Errorf("DataURI does not carry the PNG's bytes (err %v)", err)
 	}
 }
+
+// BenchmarkQR measures making the pairing QR code as the admin page does it,
+// for a token of a real client's size: the PNG is the page's costliest part.
+func BenchmarkQR(b *testing.B) {
+	p := pairing.New("https://192.168.1.20:8443", "porch-phone", []string{"ack", "ack:read"},
+		strings.Repeat("x", 330), strings.Repeat("AB:", 31)+"AB")
+	png, err := p.QR()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.QR(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(png)), "bytes/png")
+}

@@ -70,7 +70,7 @@ func (m *Module) Provision(d app.Deps) error {
 	basic := basicAuth(middleware.BasicAuthWithConfig(middleware.BasicAuthConfig{
 		Realm: Realm,
 		Validator: func(user, pass string, c echo.Context) (bool, error) {
-			return d.Passwords.Check(c, user, pass)
+			return d.Passwords.CheckBasic(c, user, pass)
 		},
 	}))
 	// Per route rather than g.Use, so a wrong method stays 405 (see modules/ack).

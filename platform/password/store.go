@@ -2,14 +2,18 @@ package password
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -55,12 +59,64 @@ type Store struct {
 	chMu   sync.Mutex // guards the cached last change
 	ch     Change
 	chInfo fs.FileInfo
+
+	recent recent
+	hashes atomic.Int64 // hashes computed by Check, for tests
+}
+
+// RecentTTL is how long CheckRecent trusts a credential it has verified.
+// A browser resends Basic credentials with every request, and a hash costs a
+// cam a third of a second of CPU and 6 MiB; with this, clicking through the
+// admin page costs one hash every few minutes. Past it the next request pays
+// for a full check again, however busy the owner is.
+const RecentTTL = 5 * time.Minute
+
+// recent is the last credential CheckRecent verified, kept only as a keyed
+// hash (HMAC-SHA256 under a key made at start) bound to the stored password
+// hash, so any password change, `camd passwd` included, forgets it.
+type recent struct {
+	mu     sync.Mutex
+	key    []byte
+	digest []byte
+	until  time.Time // on the monotonic clock: an NTP step changes nothing
+}
+
+func (r *recent) sum(stored []byte, user, password string) []byte {
+	m := hmac.New(sha256.New, r.key)
+	for _, part := range [][]byte{stored, []byte(user), []byte(password)} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		m.Write(n[:]) // length-prefixed: no two inputs share an encoding
+		m.Write(part)
+	}
+	return m.Sum(nil)
+}
+
+func (r *recent) has(digest []byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.digest != nil && time.Now().Before(r.until) && hmac.Equal(r.digest, digest)
+}
+
+func (r *recent) remember(digest []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.digest, r.until = digest, time.Now().Add(RecentTTL)
+}
+
+func (r *recent) forget() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.digest = nil
 }
 
 // NewStore returns the store for dir, hashing new passwords with params and
 // running at most concurrency checks at once.
 func NewStore(dir datadir.Dir, params Params, concurrency int) *Store {
-	return &Store{dir: dir, path: dir.Join(FileName), changedPath: dir.Join(ChangedFileName), params: params, slots: make(chan struct{}, max(concurrency, 1))}
+	s := &Store{dir: dir, path: dir.Join(FileName), changedPath: dir.Join(ChangedFileName), params: params, slots: make(chan struct{}, max(concurrency, 1))}
+	s.recent.key = make([]byte, sha256.Size)
+	rand.Read(s.recent.key) // never fails (crypto/rand, Go 1.24+)
+	return s
 }
 
 // Path returns the hash file's path.
@@ -89,6 +145,7 @@ func (s *Store) Set(password string, at time.Time) error {
 	if err != nil {
 		return err
 	}
+	s.recent.forget() // also done by the new hash; this makes it immediate
 	ch := Change{At: at.UTC(), Version: rand.Text()}
 	raw, err := json.Marshal(ch)
 	if err != nil {
@@ -179,10 +236,42 @@ func (s *Store) EnsureInitial(show func(password string) error) (created bool, e
 // hash work whatever the user name, and compares both in constant time, so
 // neither timing nor errors tell whether a user name exists.
 func (s *Store) Check(ctx context.Context, user, password string) (bool, error) {
+	raw, err := s.read()
+	if err != nil {
+		return false, err
+	}
+	return s.check(ctx, raw, user, password)
+}
+
+// CheckRecent is Check for credentials a client resends with every request
+// (HTTP Basic): a success is remembered for RecentTTL, and the same user and
+// password are accepted again without hashing while the stored hash is the
+// same. Failures are never remembered, so a guess always costs a full hash.
+func (s *Store) CheckRecent(ctx context.Context, user, password string) (bool, error) {
+	raw, err := s.read()
+	if err != nil {
+		return false, err
+	}
+	digest := s.recent.sum(raw, user, password)
+	if s.recent.has(digest) {
+		return true, nil
+	}
+	ok, err := s.check(ctx, raw, user, password)
+	if ok {
+		s.recent.remember(digest)
+	}
+	return ok, err
+}
+
+func (s *Store) read() ([]byte, error) {
 	raw, err := os.ReadFile(s.path)
 	if err != nil {
-		return false, fmt.Errorf("read owner password %s: %w", s.path, err)
+		return nil, fmt.Errorf("read owner password %s: %w", s.path, err)
 	}
+	return raw, nil
+}
+
+func (s *Store) check(ctx context.Context, raw []byte, user, password string) (bool, error) {
 	h, err := Parse(string(raw))
 	if err != nil {
 		return false, fmt.Errorf("owner password %s: %w", s.path, err)
@@ -199,6 +288,7 @@ func (s *Store) Check(ctx context.Context, user, password string) (bool, error) 
 	}
 	passOK := h.Matches(password)
 	<-s.slots
+	s.hashes.Add(1)
 	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(Owner)) == 1
 	return userOK && passOK, nil
 }

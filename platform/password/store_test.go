@@ -503,3 +503,74 @@ func TestCheckContext(t *testing.T) {
 		t.Error("slot not released after the check")
 	}
 }
+
+// TestCheckRecent: a verified Basic credential is trusted again without a
+// hash until RecentTTL passes or the password changes in any way; failures
+// and other credentials always pay for a hash; Check never uses the memory.
+func TestCheckRecent(t *testing.T) {
+	const pw = "correct horse battery"
+	type step struct {
+		do         string // "recent", "check", "expire", "set" (this store), "passwd" (another store)
+		user, pw   string
+		want       bool
+		wantHashes int64 // hashes computed by this step
+	}
+	recent := func(user, pw string, want bool, hashes int64) step { return step{"recent", user, pw, want, hashes} }
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"success is remembered", []step{
+			recent(Owner, pw, true, 1), recent(Owner, pw, true, 0), recent(Owner, pw, true, 0)}},
+		{"failures are not", []step{
+			recent(Owner, "guess one", false, 1), recent(Owner, "guess one", false, 1)}},
+		{"another password after a success", []step{
+			recent(Owner, pw, true, 1), recent(Owner, pw+"!", false, 1), recent(Owner, pw, true, 0)}},
+		{"another user with the remembered password", []step{
+			recent(Owner, pw, true, 1), recent("admin", pw, false, 1)}},
+		{"expired", []step{
+			recent(Owner, pw, true, 1), {do: "expire"}, recent(Owner, pw, true, 1), recent(Owner, pw, true, 0)}},
+		{"Check always hashes", []step{
+			recent(Owner, pw, true, 1), {"check", Owner, pw, true, 1}}},
+		{"password set here", []step{
+			recent(Owner, pw, true, 1), {do: "set", pw: "new password"}, recent(Owner, pw, false, 1), recent(Owner, "new password", true, 1)}},
+		// camd passwd from another process: only the stored hash changes.
+		{"password set by another process", []step{
+			recent(Owner, pw, true, 1), {do: "passwd", pw: "new password"}, recent(Owner, pw, false, 1), recent(Owner, "new password", true, 1)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, d := newTestStore(t, 1)
+			mustSet(t, s, pw)
+			for i, st := range tc.steps {
+				before := s.hashes.Load()
+				var ok bool
+				var err error
+				switch st.do {
+				case "recent":
+					ok, err = s.CheckRecent(context.Background(), st.user, st.pw)
+				case "check":
+					ok, err = s.Check(context.Background(), st.user, st.pw)
+				case "expire":
+					s.recent.mu.Lock()
+					s.recent.until = time.Now().Add(-time.Nanosecond)
+					s.recent.mu.Unlock()
+					continue
+				case "set":
+					mustSet(t, s, st.pw)
+					continue
+				case "passwd":
+					mustSet(t, NewStore(d, cheapParams, 1), st.pw)
+					continue
+				}
+				if err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				if ok != st.want || s.hashes.Load()-before != st.wantHashes {
+					t.Errorf("step %d (%s %q): ok %v with %d hashes, want %v with %d",
+						i, st.do, st.pw, ok, s.hashes.Load()-before, st.want, st.wantHashes)
+				}
+			}
+		})
+	}
+}
