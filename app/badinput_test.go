@@ -56,7 +56,9 @@ var (
 	asBearer = []string{"Authorization: {bearer}", "Content-Type: application/json"}
 	asAdmin  = []string{"Authorization: {basic}", "Content-Type: application/json"}
 	noCT     = []string{"Authorization: {basic}"}
-	tokNoCT  = []string{"Authorization: {bearer}"}
+	// asPage is the admin page's own form post, as a current browser sends it.
+	asPage  = []string{"Authorization: {basic}", "Content-Type: application/x-www-form-urlencoded", "Sec-Fetch-Site: same-origin"}
+	tokNoCT = []string{"Authorization: {bearer}"}
 )
 
 // sized returns a request line and headers for a body of n bytes, which is
@@ -126,6 +128,22 @@ func badRequests() []badRequest {
 		{name: "rotate secret text body", wire: request("POST", "/admin/rotate-secret", append(noCT, asText...), `now`), status: 415},
 		{name: "rotate secret without content type", wire: request("POST", "/admin/rotate-secret", noCT, ""), status: 415},
 
+		// The admin page's forms: refusals before any handler are JSON.
+		{name: "page form as JSON", wire: request("POST", "/admin/ui/clients", asAdmin, `{"name":"x"}`), status: 415},
+		{name: "page form as multipart", wire: request("POST", "/admin/ui/rotate-secret", append(noCT, "Content-Type: multipart/form-data; boundary=b"), "--b--\r\n"), status: 415},
+		{name: "page form without CSRF token", wire: request("POST", "/admin/ui/clients", append(noCT, asForm...), "name=x"), status: 403},
+		{name: "page form cross-site", wire: request("POST", "/admin/ui/rotate-secret", append(noCT, append(asForm, "Sec-Fetch-Site: cross-site")...), "confirm=yes"), status: 403},
+		{name: "page form same-site", wire: request("POST", "/admin/ui/password", append(noCT, append(asForm, "Sec-Fetch-Site: same-site")...), "password=x"), status: 403},
+		{name: "page form Sec-Fetch-Site none", wire: request("POST", "/admin/ui/clients/x/revoke", append(noCT, append(asForm, "Sec-Fetch-Site: none")...), "_csrf=x"), status: 403},
+		{name: "page form without credentials", wire: request("POST", "/admin/ui/clients", append(asForm, "Sec-Fetch-Site: same-origin"), "name=x"), status: 401},
+		{name: "page form over 4 KiB", wire: request("POST", "/admin/ui/clients", asPage, "name="+strings.Repeat("a", 5000)), status: 413},
+		{name: "page form bad percent-encoding", wire: request("POST", "/admin/ui/clients", asPage, "name=%zz"), status: 400},
+		{name: "page form shorter than Content-Length", wire: request("POST", "/admin/ui/rotate-secret", append(asPage, "Content-Length: 100"), "") + "confirm=yes", halfClose: true, status: 400},
+		{name: "GET page form", wire: request("GET", "/admin/ui/password", noCT, ""), status: 405},
+		{name: "page without credentials", wire: request("GET", "/admin", []string{"Accept: text/html"}, ""), status: 401},
+		{name: "POST stylesheet", wire: request("POST", "/admin/assets/admin.css", asForm, "x=1"), status: 405},
+		{name: "stylesheet dot-dot to admin", wire: request("GET", "/admin/assets/../status", nil, ""), status: 404},
+
 		// Credentials in the wrong shape.
 		{name: "admin without credentials", wire: request("GET", "/admin/status", nil, ""), status: 401},
 		{name: "admin Basic not base64", wire: request("GET", "/admin/status", []string{"Authorization: Basic !!!"}, ""), status: 400},
@@ -187,9 +205,12 @@ func badRequests() []badRequest {
 		{"clients 10 MiB body", "/admin/clients"},
 		{"password 10 MiB body", "/admin/password"},
 		{"rotate secret 10 MiB body", "/admin/rotate-secret"},
+		{"page form 10 MiB body", "/admin/ui/clients"},
 	} {
 		headers := asJSON
 		switch {
+		case strings.HasPrefix(r.target, "/admin/ui"):
+			headers = asPage
 		case strings.HasPrefix(r.target, "/admin"):
 			headers = asAdmin
 		case r.target == "/api/ack":
@@ -207,13 +228,15 @@ func badRequests() []badRequest {
 			body: chunked(strings.Repeat("[", 100000)), stream: true, status: 413},
 	)
 	// Chunked bodies that never end: the server's ReadTimeout ends them.
-	for _, target := range []string{"/api/login", "/api/ack", "/admin/password"} {
+	for _, target := range []string{"/api/login", "/api/ack", "/admin/password", "/admin/ui/rotate-secret"} {
 		headers := asJSON
 		switch target {
 		case "/api/ack":
 			headers = asBearer
 		case "/admin/password":
 			headers = asAdmin
+		case "/admin/ui/rotate-secret":
+			headers = asPage
 		}
 		rows = append(rows, badRequest{name: "endless chunked body to " + path.Base(target),
 			wire:   request("POST", target, append(headers, "Transfer-Encoding: chunked"), ""),

@@ -31,7 +31,7 @@ import (
 var web embed.FS
 
 // AssetPath is the stylesheet's URL. It is served without auth: it holds
-// nothing private, and a check would cost an argon2 hash per page view.
+// nothing private.
 const AssetPath = "/admin/assets/admin.css"
 
 // FormLimit caps an admin form body; a password is at most 1 KiB.
@@ -230,13 +230,20 @@ type stamp struct {
 	Text, ISO string
 }
 
-func (m *Module) stamp(t time.Time) stamp {
+// at is t without how long ago it was.
+func at(t time.Time) stamp {
 	if t.IsZero() {
 		return stamp{}
 	}
 	t = t.UTC()
-	s := stamp{Text: t.Format("2006-01-02 15:04:05 UTC"), ISO: t.Format(time.RFC3339)}
-	if ago := m.clock.Now().Sub(t); ago >= 0 {
+	return stamp{Text: t.Format("2006-01-02 15:04:05 UTC"), ISO: t.Format(time.RFC3339)}
+}
+
+// stamp is t with how long ago it was, by camd's clock; a time in the
+// future (a clock stepped back) gets no "ago".
+func (m *Module) stamp(t time.Time) stamp {
+	s := at(t)
+	if ago := m.clock.Now().Sub(t); s.Text != "" && ago >= 0 {
 		s.Text += " (" + agoText(ago) + ")"
 	}
 	return s
@@ -297,13 +304,12 @@ func (m *Module) renderIndex(c echo.Context, status int, notice, errText, newNam
 			Mode: st.Mode, Server: st.Server, Trusted: st.Trusted, Synced: st.Synced,
 			Offset:   st.Offset.Round(time.Microsecond).String(),
 			LastSync: m.stamp(st.LastSync), NextSync: m.stamp(st.NextSync),
-			Now: m.stamp(m.clock.Now()),
+			Now: at(m.clock.Now()),
 		},
 		TLSFingerprint: m.fingerprint,
 		Secret:         secretView{Fingerprint: sec.Fingerprint, Since: m.stamp(sec.Since), External: sec.External},
 		NewName:        newName,
 	}
-	d.Clock.Now.Text = strings.TrimSuffix(d.Clock.Now.Text, " (just now)")
 	if a, ok := m.acks.Last(); ok {
 		d.LastAck = &ackView{User: a.User, Count: a.Count, At: m.stamp(a.AckedAt)}
 	}
