@@ -165,8 +165,61 @@ func TestAdminPageInBrowser(t *testing.T) {
 		})
 	}
 
+	// The two remaining admin tasks, each behind its confirmation box.
+	t.Run("rotate secret", func(t *testing.T) {
+		b := b.in(t)
+		b.run("open /admin", chromedp.Navigate(p.URL+"/admin"), chromedp.WaitVisible(chromedp.ID("greeting")))
+		before := b.text("#secret-fingerprint")
+		b.run("confirm rotation",
+			chromedp.Click(chromedp.CSS("#secret summary")),
+			chromedp.WaitVisible(chromedp.ID("rotate-confirm")),
+			chromedp.Click(chromedp.ID("rotate-confirm")))
+		resp := submit(b, "rotate", chromedp.CSS(`#rotate-secret button[type="submit"]`))
+		b.run("rotated page", chromedp.WaitVisible(chromedp.ID("notice")))
+		b.shot("06-rotated.png")
+		if after := b.text("#secret-fingerprint"); resp.Status != http.StatusOK || after == before {
+			t.Errorf("after rotation: %d, secret fingerprint %s (was %s)", resp.Status, after, before)
+		}
+		if r := p.do("POST", "/api/ack", `{"count":6}`, bearer(owner)); r.Status != http.StatusUnauthorized {
+			t.Errorf("owner token after rotation: %d %s, want 401", r.Status, r.Body)
+		}
+	})
+	t.Run("change password", func(t *testing.T) {
+		b := b.in(t)
+		const newPW = "a new owner password"
+		b.run("open /admin", chromedp.Navigate(p.URL+"/admin"), chromedp.WaitVisible(chromedp.ID("greeting")))
+		b.run("fill the password form",
+			chromedp.Click(chromedp.CSS("#password summary")),
+			chromedp.WaitVisible(chromedp.ID("new-password")),
+			chromedp.SendKeys(chromedp.ID("new-password"), newPW),
+			chromedp.SendKeys(chromedp.ID("repeat-password"), newPW),
+			chromedp.Click(chromedp.ID("password-confirm")))
+		resp := submit(b, "change password", chromedp.CSS(`#change-password button[type="submit"]`))
+		b.run("changed page", chromedp.WaitVisible(chromedp.ID("notice")))
+		b.shot("07-password-changed.png")
+		if resp.Status != http.StatusOK {
+			t.Errorf("change password: %d", resp.Status)
+		}
+		// The browser still sends the old password; camd refuses it, and
+		// the browser asks again, now answered with the new one.
+		b.setPassword(newPW)
+		asked := b.challenges.Load()
+		b.run("back to /admin", chromedp.Click(chromedp.ID("back")), chromedp.WaitVisible(chromedp.ID("greeting")))
+		if b.challenges.Load() == asked {
+			t.Error("no new Basic auth challenge after the password change")
+		}
+		for _, tc := range []struct {
+			pw   string
+			want int
+		}{{pw, http.StatusUnauthorized}, {newPW, http.StatusOK}} {
+			if r := p.do("POST", "/api/login", `{"user":"owner","pass":"`+tc.pw+`"}`); r.Status != tc.want {
+				t.Errorf("login with %q: %d, want %d", tc.pw, r.Status, tc.want)
+			}
+		}
+	})
+
 	// The security headers, from Go rather than the browser.
-	t.Run("headers", func(t *testing.T) { checkAdminHeaders(t, p, pw) })
+	t.Run("headers", func(t *testing.T) { checkAdminHeaders(t, p, "a new owner password") })
 }
 
 // browser is one headless Chromium with one tab, answering camd's Basic auth
@@ -176,7 +229,13 @@ type browser struct {
 	ctx        context.Context
 	dir        string        // where screenshots go
 	challenges *atomic.Int32 // answered with the credentials
+	// password is what the "dialog" answers with; the test changes it
+	// after changing the owner password, as the owner would type the new one.
+	password *atomic.Pointer[string]
 }
+
+// setPassword changes the password the browser answers challenges with.
+func (b *browser) setPassword(pw string) { b.password.Store(&pw) }
 
 // in returns b for a subtest, which must fail on its own goroutine.
 func (b *browser) in(t *testing.T) *browser {
@@ -190,7 +249,8 @@ func (b *browser) in(t *testing.T) *browser {
 // dialog; only camd's own origin gets the credentials.
 func newBrowser(t *testing.T, path, origin, user, pass string) *browser {
 	t.Helper()
-	b := &browser{t: t, dir: screenshotDir(t), challenges: new(atomic.Int32)}
+	b := &browser{t: t, dir: screenshotDir(t), challenges: new(atomic.Int32), password: new(atomic.Pointer[string])}
+	b.setPassword(pass)
 	// The whole browser session is bounded; the test's own context would
 	// end before the cleanups that save a screenshot of a failure.
 	ctx, cancelTimeout := context.WithTimeout(context.Background(), 90*time.Second)
@@ -251,7 +311,7 @@ func newBrowser(t *testing.T, path, origin, user, pass string) *browser {
 			if c := ev.AuthChallenge; c.Origin == origin && c.Scheme == "basic" && c.Realm == "Backyard cam admin" {
 				answer = &fetch.AuthChallengeResponse{
 					Response: fetch.AuthChallengeResponseResponseProvideCredentials,
-					Username: user, Password: pass,
+					Username: user, Password: *b.password.Load(),
 				}
 				b.challenges.Add(1)
 			} else {
