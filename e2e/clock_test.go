@@ -67,8 +67,9 @@ func TestNTPWithChrony(t *testing.T) {
 	}
 }
 
-// TestNTPDeadServerThenRecovers: with no NTP server answering, login and the
-// bearer routes answer 503 with Retry-After and /admin works; once a server
+// TestNTPDeadServerThenRecovers: with no NTP server answering, login, the
+// bearer routes and client creation answer 503 with Retry-After and the rest
+// of /admin works; once a server
 // appears on that port camd syncs and recovers without a restart.
 func TestNTPDeadServerThenRecovers(t *testing.T) {
 	port := chronytest.FreePort(t)
@@ -77,6 +78,13 @@ func TestNTPDeadServerThenRecovers(t *testing.T) {
 	checkUnavailable(t, p.do("GET", "/api/ack", "", bearer("x.y.z")))
 	if r := p.do("GET", "/admin", "", basicAuth("owner", p.Password)); r.Status != 200 {
 		t.Errorf("admin while the clock is untrusted: %d", r.Status)
+	}
+	// A client token made now would carry a wrong date: no creation either.
+	checkUnavailable(t, p.admin(p.Password, "POST", "/admin/clients", `{"name":"porch-esp32"}`))
+	if r := p.admin(p.Password, "POST", "/admin/ui/clients", "name=porch-esp32",
+		"Content-Type: application/x-www-form-urlencoded", "Sec-Fetch-Site: same-origin"); r.Status != http.StatusServiceUnavailable ||
+		!strings.Contains(r.Body, "clock is not trusted yet") {
+		t.Errorf("create a client with the page's form while the clock is untrusted: %d %.300s", r.Status, r.Body)
 	}
 	if c := p.clock(); c["trusted"] != false || c["synced"] != false {
 		t.Errorf("healthz clock = %v", c)
@@ -88,6 +96,7 @@ func TestNTPDeadServerThenRecovers(t *testing.T) {
 	if r := p.do("GET", "/api/ack", "", bearer(tok)); r.Status != http.StatusNotFound {
 		t.Errorf("bearer route after recovery: %d %s", r.Status, r.Body)
 	}
+	p.addClient(p.Password, `{"name":"porch-esp32"}`)
 	if !strings.Contains(p.logs(), "NTP sync failed") {
 		t.Error("the failed syncs were not logged")
 	}

@@ -90,7 +90,9 @@ func (m *Module) Provision(d app.Deps) error {
 	change := []echo.MiddlewareFunc{basic, jsonbody.RequireJSON, middleware.BodyLimit(BodyLimit)}
 	g.GET("/status", m.status, basic)
 	g.GET("/clients", m.listClients, basic)
-	g.POST("/clients", m.createClient, change...)
+	// A client token made while the clock is untrusted would carry a wrong
+	// iat and exp (from 1970, say), so creation waits like login does.
+	g.POST("/clients", m.createClient, append(change, d.Tokens.RequireTrustedClock())...)
 	g.DELETE("/clients/:name", m.deleteClient, basic)
 	g.POST("/rotate-secret", m.rotateSecret, change...)
 	g.POST("/password", m.changePassword, change...)

@@ -353,6 +353,10 @@ func requireForm(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// untrustedClock explains why no client can be created yet.
+const untrustedClock = "camd's clock is not trusted yet, so a token made now would carry a wrong date. " +
+	"Try again once the clock is synced (see Status)."
+
 // createdData is the page that shows a new client's token, once.
 type createdData struct {
 	Name    string
@@ -372,6 +376,10 @@ func (m *Module) formCreateClient(c echo.Context) error {
 	}
 	name := strings.TrimSpace(form.Get("name"))
 	scopes := form["scopes"]
+	if !m.clock.Trusted() {
+		// As POST /admin/clients: a token made now would carry a wrong date.
+		return m.renderIndex(c, http.StatusServiceUnavailable, "", untrustedClock, name, scopes...)
+	}
 	cl, err := m.clients.Add(name, scopes, m.clock.Now())
 	switch {
 	case errors.Is(err, clients.ErrExists):
