@@ -2,12 +2,14 @@ package app_test
 
 // Fuzz targets for the whole middleware chain, in-process through Handler()
 // (no listener, so an input costs microseconds): the Authorization header on
-// /api/ack and /admin, and the bodies of POST /api/ack and POST /api/login.
+// /api/ack and /admin, the bodies of POST /api/ack and POST /api/login, and
+// the admin page's forms.
 // `go test` replays the seeds below and testdata/fuzz; the long runs are
 //
 //	go test ./app -run '^$' -fuzz '^FuzzBearerChain$' -fuzztime 10m -parallel 1
 //
-// and the same for FuzzBasicAuth, FuzzAckBody and FuzzLoginBody.
+// and the same for FuzzBasicAuth, FuzzAckBody, FuzzLoginBody and
+// FuzzAdminForm.
 //
 // Every target checks: no panic, never a 5xx, every 4xx is a JSON object
 // with an "error" string, and the route's success answer (or anything only
@@ -23,6 +25,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,6 +35,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -632,4 +636,159 @@ func fuzzCheckLogin(t *testing.T, rec *httptest.ResponseRecorder) {
 	if !valid || !slices.Contains(scopes, "ack") {
 		t.Fatalf("login token %q does not verify as the owner's", got.Token)
 	}
+}
+
+// fuzzFormRoutes are the admin page's form routes. Revoking names a client
+// that does not exist, so that no input changes what the next one finds.
+var fuzzFormRoutes = []string{
+	"/admin/ui/clients",
+	"/admin/ui/clients/nobody/revoke",
+	"/admin/ui/rotate-secret",
+	"/admin/ui/password",
+}
+
+// fuzzClientName is the oracle for a client name the create form accepts:
+// the field with surrounding white space trimmed, then 1 to 64 of
+// [A-Za-z0-9._-].
+var fuzzClientName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// fuzzCSRF is the oracle for the CSRF check: a browser's Sec-Fetch-Site
+// must be same-origin; without one, one of the form's first 20 _csrf values
+// must equal the camd_csrf cookie (net/http parses the Cookie header).
+func fuzzCSRF(site, cookieHeader string, form url.Values) bool {
+	if site != "" {
+		return site == "same-origin"
+	}
+	r := http.Request{Header: http.Header{"Cookie": {cookieHeader}}}
+	c, err := r.Cookie("camd_csrf")
+	if err != nil || c.Value == "" {
+		return false
+	}
+	return slices.Contains(form["_csrf"][:min(len(form["_csrf"]), 20)], c.Value)
+}
+
+// FuzzAdminForm posts arbitrary form bodies, Sec-Fetch-Site values and CSRF
+// cookies to the admin page's forms, with the owner's Basic credentials.
+// Refusals before the handler (413, 400 for an unreadable form, 403 CSRF)
+// are JSON; the handler answers with a page. The oracles decide which: a
+// forged form is always 403, a client is created only with a valid name
+// and known scopes, the password changes only when confirmed and repeated.
+func FuzzAdminForm(f *testing.F) {
+	for _, s := range []struct {
+		route              uint8
+		body, site, cookie string
+	}{
+		{0, "name=porch-phone&scopes=ack", "same-origin", ""},
+		{0, "name=porch-phone&scopes=ack&scopes=ack:read&_csrf=tok", "", "camd_csrf=tok"},
+		{0, "name=+spaced+&scopes=ack", "same-origin", ""},
+		{0, "name=bad name!", "same-origin", ""},
+		{0, "name=x&scopes=admin", "same-origin", ""},
+		{0, "name=porch", "same-origin", ""},
+		{0, "name=x&_csrf=tok", "", "camd_csrf=other"},
+		{0, "name=x&_csrf=tok", "cross-site", "camd_csrf=tok"},
+		{0, "name=x", "same-site", ""},
+		{0, "name=x", "none", ""},
+		{0, "name=%zz", "same-origin", ""},
+		{0, "name=a;b", "same-origin", ""},
+		{0, "name=" + strings.Repeat("a", 4100), "same-origin", ""},
+		{1, "_csrf=tok", "", "camd_csrf=tok"},
+		{1, "", "same-origin", ""},
+		{2, "confirm=yes", "same-origin", ""},
+		{2, "confirm=no", "same-origin", ""},
+		{2, "confirm=yes&confirm=no", "", "camd_csrf=t; camd_csrf=u"},
+		{3, "password=a+new+password&repeat=a+new+password&confirm=yes", "same-origin", ""},
+		{3, "password=a+new+password&repeat=another&confirm=yes", "same-origin", ""},
+		{3, "password=short&repeat=short&confirm=yes", "same-origin", ""},
+		{3, "password=a+new+password&repeat=a+new+password", "same-origin", ""},
+	} {
+		f.Add(s.route, s.body, s.site, s.cookie)
+	}
+	fa := newFuzzApp(f)
+	basicAuth := []string{"Basic " + basic("owner", fuzzPassword)}
+	f.Fuzz(func(t *testing.T, route uint8, body, site, cookie string) {
+		path := fuzzFormRoutes[int(route)%len(fuzzFormRoutes)]
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header["Authorization"] = basicAuth
+		if site != "" {
+			req.Header.Set("Sec-Fetch-Site", site)
+		}
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		n := fuzzPeer.Add(1)
+		req.RemoteAddr = fmt.Sprintf("10.%d.%d.%d:40000", n>>16&0xff, n>>8&0xff, n&0xff)
+		rec := httptest.NewRecorder()
+		fa.h.ServeHTTP(rec, req)
+
+		if rec.Code >= 500 {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		if rec.Header().Get("Content-Security-Policy") == "" {
+			t.Fatalf("status %d without a Content-Security-Policy", rec.Code)
+		}
+		page := strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html")
+		if rec.Code >= 400 && !page {
+			fuzzCheckAnswer(t, rec)
+		}
+		form, parseErr := url.ParseQuery(body)
+		want := func(codes ...int) {
+			t.Helper()
+			if !slices.Contains(codes, rec.Code) {
+				t.Fatalf("POST %s %q (Sec-Fetch-Site %q, Cookie %q): %d %.300s, want one of %v", path, body, site, cookie, rec.Code, rec.Body, codes)
+			}
+		}
+		switch {
+		case len(body) > fuzzBodyLimit:
+			want(http.StatusRequestEntityTooLarge)
+			return
+		case parseErr != nil:
+			want(http.StatusBadRequest)
+			return
+		case !fuzzCSRF(site, cookie, form):
+			want(http.StatusForbidden)
+			return
+		}
+		switch path {
+		case "/admin/ui/clients":
+			name := strings.TrimSpace(form.Get("name"))
+			known := !slices.ContainsFunc(form["scopes"], func(s string) bool { return s != "ack" && s != "ack:read" })
+			if !fuzzClientName.MatchString(name) || !known {
+				want(http.StatusBadRequest)
+				return
+			}
+			want(http.StatusCreated, http.StatusConflict)
+			if rec.Code == http.StatusCreated {
+				if !strings.Contains(rec.Body.String(), `<textarea id="token"`) || rec.Header().Get("Cache-Control") != "no-store" {
+					t.Fatalf("created page without the token or no-store: %.300s", rec.Body)
+				}
+				// Keep clients.json small for the next inputs.
+				if del := fa.serve(http.MethodDelete, "/admin/clients/"+name, nil, "", basicAuth); del.Code != http.StatusNoContent {
+					t.Fatalf("delete %s: %d %s", name, del.Code, del.Body)
+				}
+			}
+		case "/admin/ui/clients/nobody/revoke":
+			want(http.StatusNotFound)
+		case "/admin/ui/rotate-secret":
+			if form.Get("confirm") == "yes" {
+				want(http.StatusSeeOther)
+			} else {
+				want(http.StatusBadRequest)
+			}
+		case "/admin/ui/password":
+			pw := form.Get("password")
+			ok := form.Get("confirm") == "yes" && pw == form.Get("repeat") &&
+				utf8.RuneCountInString(pw) >= 8 && len(pw) <= 1024
+			if !ok {
+				want(http.StatusBadRequest)
+				return
+			}
+			want(http.StatusOK)
+			// Put the owner's password back for the next inputs.
+			back := `{"password":"` + fuzzPassword + `"}`
+			if r := fa.serve(http.MethodPost, "/admin/password", &back, "application/json", []string{"Basic " + basic("owner", pw)}); r.Code != http.StatusNoContent {
+				t.Fatalf("restore the password: %d %s", r.Code, r.Body)
+			}
+		}
+	})
 }
