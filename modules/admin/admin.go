@@ -52,8 +52,8 @@ type Module struct {
 	started time.Time // monotonic, for the uptime
 }
 
-// Provision mounts GET /admin behind Basic auth, and warns when the password
-// would cross the network in the clear.
+// Provision mounts /admin (the page, its forms and the JSON API) behind Basic
+// auth, and warns when the password would cross the network in the clear.
 func (m *Module) Provision(d app.Deps) error {
 	m.owner, m.clients, m.tokens, m.clock, m.rotate, m.log = d.Owner, d.Clients, d.Tokens, d.Clock, d.RotateSecret, d.Log
 	m.fingerprint = d.TLSFingerprint

@@ -505,3 +505,30 @@ func TestLoadOrCreateConcurrentRepair(t *testing.T) {
 		}
 	}
 }
+
+// TestFingerprint: a short, stable name that tells secrets apart and shows
+// none of the key's bytes.
+func TestFingerprint(t *testing.T) {
+	a, b := bytes.Repeat([]byte{0xab}, secret.Size), bytes.Repeat([]byte{0xac}, secret.Size)
+	tests := []struct {
+		name string
+		x, y []byte
+		same bool
+	}{
+		{"same key", a, bytes.Clone(a), true},
+		{"one byte apart", a, append(bytes.Clone(a[:secret.Size-1]), 0xac), false},
+		{"other key", a, b, false},
+	}
+	for _, tt := range tests {
+		fx, fy := secret.Fingerprint(tt.x), secret.Fingerprint(tt.y)
+		if (fx == fy) != tt.same {
+			t.Errorf("%s: %s and %s, want same=%v", tt.name, fx, fy, tt.same)
+		}
+		if len(fx) != 16 || strings.Trim(fx, "0123456789abcdef") != "" {
+			t.Errorf("%s: fingerprint %q, want 16 lower-case hex digits", tt.name, fx)
+		}
+		if strings.Contains(hex.EncodeToString(tt.x), fx) {
+			t.Errorf("%s: fingerprint %q is part of the key", tt.name, fx)
+		}
+	}
+}
