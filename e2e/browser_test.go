@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -153,6 +154,11 @@ func TestAdminPageInBrowser(t *testing.T) {
 		t.Run("forged "+f.name, func(t *testing.T) {
 			b := b.in(t)
 			b.run("open the forged form", chromedp.Navigate(evil+"/"+f.name), chromedp.WaitVisible(chromedp.ID("go")))
+			// The probe shows JavaScript is off in the tab, as the admin
+			// page's own flows above ran without it.
+			if js := b.text("#js"); js != "off" {
+				t.Errorf("a page script ran (#js = %q): JavaScript is not disabled", js)
+			}
 			resp := submit(b, "forged "+f.name, chromedp.ID("go"))
 			b.shot(f.shot)
 			body := b.text("body")
@@ -326,6 +332,11 @@ func newBrowser(t *testing.T, path, origin, user, pass string) *browser {
 	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{HandleAuthRequests: new(true)}); err != nil {
 		t.Fatalf("start chromium and enable Fetch: %v\n%s", err, quiet(out.String()))
 	}
+	// The page must work with JavaScript off: every task is a plain form.
+	// (chromedp itself still evaluates its queries through the protocol.)
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatalf("disable JavaScript: %v", err)
+	}
 	// Registered last, so it runs first, while the browser is still there.
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -494,7 +505,8 @@ func evilSite(t *testing.T, camd string) string {
 <form method="post" action="{{.Action}}">
 {{range $k, $v := .Fields}}<input type="hidden" name="{{$k}}" value="{{$v}}">
 {{end}}<button id="go" type="submit">Claim</button>
-</form>`))
+</form>
+<p id="js">off</p><script>document.getElementById("js").textContent = "on"</script>`))
 	forms := map[string]struct {
 		action string
 		fields map[string]string
