@@ -46,6 +46,7 @@ type Module struct {
 
 	// For the HTML page.
 	pages   *pages
+	page    echo.HandlerFunc // showPage behind the CSP and CSRF middleware
 	acks    *ackstore.Store
 	secret  func() app.SecretInfo
 	version string
@@ -63,6 +64,7 @@ func (m *Module) Provision(d app.Deps) error {
 		return err
 	}
 	m.pages = pages
+	m.page = pages.secure(pages.csrf(m.showPage))
 	if d.TLSFingerprint == "" && !isLoopback(d.Config.Listen) {
 		d.Log.Warn("/admin uses HTTP Basic auth over plain HTTP on a non-loopback address: the owner password crosses the network in the clear",
 			slog.String("listen", d.Config.Listen))
