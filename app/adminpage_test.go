@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"camd/config"
 	"camd/platform/secret"
 )
 
@@ -202,9 +204,11 @@ func TestAdminPageHeaders(t *testing.T) {
 	for name, want := range map[string]string{
 		"Content-Security-Policy": pageCSP,
 		"X-Frame-Options":         "DENY",
-		"Referrer-Policy":         "no-referrer",
-		"X-Content-Type-Options":  "nosniff",
-		"Cache-Control":           "no-store",
+		// same-origin, not the app's no-referrer: with that, a browser
+		// sends "Origin: null" with the page's own posts.
+		"Referrer-Policy":        "same-origin",
+		"X-Content-Type-Options": "nosniff",
+		"Cache-Control":          "no-store",
 	} {
 		if got := r.Header.Values(name); len(got) != 1 || got[0] != want {
 			t.Errorf("%s: %q, want exactly %q", name, got, want)
@@ -223,7 +227,7 @@ func TestAdminPageHeaders(t *testing.T) {
 
 	key := readSecret(t, s)
 	fp := secret.Fingerprint(key)
-	for _, want := range []string{`id="greeting">hi owner<`, "<dd>test</dd>", `id="secret-fingerprint" class="fp">` + fp + "<"} {
+	for _, want := range []string{`id="greeting">hi owner<`, "<dd>test</dd>", `<meta name="referrer" content="same-origin">`, `id="secret-fingerprint" class="fp">` + fp + "<"} {
 		if !strings.Contains(r.Body, want) {
 			t.Errorf("the page lacks %q", want)
 		}
@@ -245,9 +249,10 @@ func TestAdminPageHeaders(t *testing.T) {
 	}
 }
 
-// TestAdminForms drives every form the way an older browser does, without
-// Sec-Fetch-Site: the CSRF token from the page and its cookie ride along,
-// and each step's effect is checked through the JSON API and the tokens.
+// TestAdminForms drives every form the way Chromium does on a cam served
+// over plain HTTP on the LAN, without Sec-Fetch-Site but with Origin: the
+// CSRF token from the page and its cookie ride along, and each step's effect
+// is checked through the JSON API and the tokens.
 func TestAdminForms(t *testing.T) {
 	s := startServer(t, "", serverOpts{})
 	browser := browserClient(t)
@@ -401,7 +406,7 @@ func TestAdminForms(t *testing.T) {
 			for k, v := range tc.form {
 				form[k] = v
 			}
-			r := doWith(t, browser, "POST", s.URL+tc.path, form.Encode(), formCT, ownerBasic(s.Password))
+			r := doWith(t, browser, "POST", s.URL+tc.path, form.Encode(), formCT, "Origin: "+s.URL, ownerBasic(s.Password))
 			if r.Status != tc.status {
 				t.Fatalf("status %d, want %d: %s", r.Status, tc.status, r.Body)
 			}
@@ -430,9 +435,12 @@ func TestAdminForms(t *testing.T) {
 	}
 }
 
-// TestAdminFormsCSRF: a form without a matching token and cookie is
-// refused, and so is any post a browser marks as coming from elsewhere,
-// whatever token it carries; a browser's same-origin post needs none.
+// TestAdminFormsCSRF: a form post needs both checks. It must say it comes
+// from camd's own origin (Sec-Fetch-Site, where sent, same-origin; Origin, or
+// Referer without it, camd's scheme and host), and carry a token camd signed
+// that matches a camd_csrf cookie. A pair a page on another port of this
+// host plants (cookies are not separated by port) is refused even from the
+// right origin, and the token is never taken from the query string.
 func TestAdminFormsCSRF(t *testing.T) {
 	s := startServer(t, "", serverOpts{})
 	page := do(t, "GET", s.URL+"/admin", "", ownerBasic(s.Password), "Accept: text/html")
@@ -441,35 +449,91 @@ func TestAdminFormsCSRF(t *testing.T) {
 		t.Fatalf("no %s cookie", csrfCookie)
 	}
 	valid := pageCSRF(t, page.Body)
+	if c.Value != valid {
+		t.Fatalf("cookie %q, field %q", c.Value, valid)
+	}
 	wrong := strings.Repeat("x", len(valid))
+	// madeUp has the token's form, but camd did not sign it.
+	madeUp := base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0x5a}, 48))
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPort := "http://" + u.Hostname() + ":1"
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: noFollow}
+	const none = "-" // send no such header
 
 	tests := []struct {
 		name     string
-		cookie   string // camd_csrf sent, "" none
-		field    string // _csrf sent, "" none
-		fetch    string // Sec-Fetch-Site, "" none
+		cookies  []string // camd_csrf values sent
+		field    string   // _csrf in the body, "" none
+		query    string   // _csrf in the query string, "" none
+		fetch    string   // Sec-Fetch-Site, "" none
+		origins  []string // Origin values; nil is camd's own, {none} none
+		referer  string   // "" none
 		accepted bool
 	}{
 		{name: "no field, no cookie"},
-		{name: "cookie, wrong field", cookie: valid, field: wrong},
+		{name: "cookie, wrong field", cookies: []string{valid}, field: wrong},
 		{name: "field, no cookie", field: valid},
-		{name: "valid, but cross-site", cookie: valid, field: valid, fetch: "cross-site"},
-		// Any port on this host is the same site, and could have planted
-		// the cookie.
-		{name: "valid, but same-site", cookie: valid, field: valid, fetch: "same-site"},
-		// "none" is a navigation the user started; Echo alone lets it pass.
-		{name: "valid, but none", cookie: valid, field: valid, fetch: "none"},
-		{name: "same-origin, no token", fetch: "same-origin", accepted: true},
+		{name: "valid, but cross-site", cookies: []string{valid}, field: valid, fetch: "cross-site"},
+		// Any port on this host is the same site.
+		{name: "valid, but same-site", cookies: []string{valid}, field: valid, fetch: "same-site"},
+		// "none" is a navigation the user started, never a form post.
+		{name: "valid, but none", cookies: []string{valid}, field: valid, fetch: "none"},
+		{name: "same-origin, no token", fetch: "same-origin"},
+		// Issue 13: a page on another port planted the cookie and posts
+		// the field to match. Echo's double-submit check took this pair.
+		{name: "planted pair of the token's form", cookies: []string{madeUp}, field: madeUp},
+		{name: "planted pair", cookies: []string{"forged"}, field: "forged"},
+		{name: "planted pair shadowing the real cookie", cookies: []string{madeUp, valid}, field: madeUp},
+		{name: "valid, in the query string only", cookies: []string{valid}, query: valid},
+		{name: "valid, but no Origin or Referer", cookies: []string{valid}, field: valid, origins: []string{none}},
+		{name: "valid, but Origin null", cookies: []string{valid}, field: valid, origins: []string{"null"}},
+		{name: "valid, but Origin another port", cookies: []string{valid}, field: valid, origins: []string{otherPort}},
+		{name: "valid, but Origin https", cookies: []string{valid}, field: valid, origins: []string{"https://" + u.Host}},
+		{name: "valid, but Origin another host", cookies: []string{valid}, field: valid, origins: []string{"http://localhost:" + u.Port()}},
+		{name: "valid, but Origin with a path", cookies: []string{valid}, field: valid, origins: []string{s.URL + "/admin"}},
+		{name: "valid, but two Origins", cookies: []string{valid}, field: valid, origins: []string{s.URL, otherPort}},
+		{name: "valid, but Referer another port", cookies: []string{valid}, field: valid, origins: []string{none}, referer: otherPort + "/admin"},
+		{name: "valid, but Origin another port and Referer own", cookies: []string{valid}, field: valid, origins: []string{otherPort}, referer: s.URL + "/admin"},
+		{name: "valid, own Origin", cookies: []string{valid}, field: valid, accepted: true},
+		{name: "valid, own Origin, same-origin", cookies: []string{valid}, field: valid, fetch: "same-origin", accepted: true},
+		{name: "valid, own Referer, no Origin", cookies: []string{valid}, field: valid, origins: []string{none}, referer: s.URL + "/admin?done=rotated", accepted: true},
+		// A planted cookie comes first (its path is longer), and must not
+		// lock the owner out.
+		{name: "valid behind a planted cookie", cookies: []string{madeUp, valid}, field: valid, accepted: true},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			headers := []string{formCT, ownerBasic(s.Password)}
-			if tc.cookie != "" {
-				headers = append(headers, "Cookie: "+csrfCookie+"="+tc.cookie)
+			if len(tc.cookies) > 0 {
+				var pairs []string
+				for _, v := range tc.cookies {
+					pairs = append(pairs, csrfCookie+"="+v)
+				}
+				headers = append(headers, "Cookie: "+strings.Join(pairs, "; "))
 			}
 			if tc.fetch != "" {
 				headers = append(headers, "Sec-Fetch-Site: "+tc.fetch)
+			}
+			origins := tc.origins
+			if origins == nil {
+				origins = []string{s.URL}
+			}
+			for _, o := range origins {
+				if o != none {
+					headers = append(headers, "Origin: "+o)
+				}
+			}
+			if tc.referer != "" {
+				headers = append(headers, "Referer: "+tc.referer)
+			}
+			target := func(path string) string {
+				if tc.query != "" {
+					path += "?" + url.Values{"_csrf": {tc.query}}.Encode()
+				}
+				return s.URL + path
 			}
 			form := func(kv ...string) string {
 				v := url.Values{}
@@ -483,8 +547,8 @@ func TestAdminFormsCSRF(t *testing.T) {
 			}
 			name := "forged-" + string(rune('a'+i))
 			keyBefore := readSecret(t, s)
-			create := doWith(t, client, "POST", s.URL+"/admin/ui/clients", form("name", name, "scopes", "ack"), headers...)
-			rotate := doWith(t, client, "POST", s.URL+"/admin/ui/rotate-secret", form("confirm", "yes"), headers...)
+			create := doWith(t, client, "POST", target("/admin/ui/clients"), form("name", name, "scopes", "ack"), headers...)
+			rotate := doWith(t, client, "POST", target("/admin/ui/rotate-secret"), form("confirm", "yes"), headers...)
 			created := slices.Contains(clientNames(t, s, s.Password), name)
 			rotated := !bytes.Equal(readSecret(t, s), keyBefore)
 
@@ -508,6 +572,9 @@ func TestAdminFormsCSRF(t *testing.T) {
 				if got := r.Header.Get("Content-Security-Policy"); got != pageCSP {
 					t.Errorf("%s: CSP %q on the refusal", what, got)
 				}
+				if got := r.Header.Values("Set-Cookie"); len(got) != 0 {
+					t.Errorf("%s: a refusal sets cookies %q: a token must never go to a request before its password is checked", what, got)
+				}
 			}
 			if created || rotated {
 				t.Errorf("a refused form changed something: client created %v, secret rotated %v", created, rotated)
@@ -516,14 +583,125 @@ func TestAdminFormsCSRF(t *testing.T) {
 	}
 }
 
+// TestAdminFormsCSRFToken: the page hands a browser back the token its
+// cookie already holds, so two open tabs both keep working, but never a
+// cookie camd did not sign; and a token only lives as long as the process
+// that signed it.
+func TestAdminFormsCSRFToken(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, serverOpts{})
+	get := func(s *server, cookies ...string) string {
+		t.Helper()
+		headers := []string{ownerBasic(s.Password), "Accept: text/html"}
+		for _, c := range cookies {
+			headers = append(headers, "Cookie: "+csrfCookie+"="+c)
+		}
+		r := do(t, "GET", s.URL+"/admin", "", headers...)
+		c := cookie(r.Header, csrfCookie)
+		if r.Status != http.StatusOK || c == nil {
+			t.Fatalf("GET /admin: %d, cookie %v", r.Status, c)
+		}
+		if tok := pageCSRF(t, r.Body); tok != c.Value {
+			t.Fatalf("field %q, cookie %q", tok, c.Value)
+		}
+		if !slices.Contains(r.Header.Values("Vary"), "Cookie") {
+			t.Errorf("Vary %q, want Cookie among them", r.Header.Values("Vary"))
+		}
+		return c.Value
+	}
+	first := get(s)
+	if got := get(s, first); got != first {
+		t.Errorf("a second view with the cookie gave token %q, want the cookie's %q", got, first)
+	}
+	madeUp := base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0x5a}, 48))
+	for _, planted := range []string{"forged", madeUp} {
+		if got := get(s, planted); got == planted || got == first {
+			t.Errorf("GET /admin with cookie %q gave token %q: want a new one", planted, got)
+		}
+	}
+	if got := get(s, madeUp, first); got != first {
+		t.Errorf("the real cookie behind a planted one gave token %q, want %q", got, first)
+	}
+
+	// Another process, on the same data directory, signs under another key.
+	pw := s.Password
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := startServer(t, dir, serverOpts{})
+	s2.Password = pw
+	r := do(t, "POST", s2.URL+"/admin/ui/rotate-secret", url.Values{"_csrf": {first}, "confirm": {"yes"}}.Encode(),
+		formCT, "Origin: "+s2.URL, "Cookie: "+csrfCookie+"="+first, ownerBasic(pw))
+	if r.Status != http.StatusForbidden {
+		t.Errorf("a token of the previous process: %d %s, want 403", r.Status, r.Body)
+	}
+	if got := get(s2, first); got == first {
+		t.Error("the new process handed back the previous process's token")
+	}
+}
+
+// TestAdminFormsBodyOnly: a form's fields are read from its body only. A
+// link or a form action carrying confirm=yes in its query string confirms
+// nothing, and names no client and no password.
+func TestAdminFormsBodyOnly(t *testing.T) {
+	s := startServer(t, "", serverOpts{})
+	page := do(t, "GET", s.URL+"/admin", "", ownerBasic(s.Password), "Accept: text/html")
+	tok := pageCSRF(t, page.Body)
+	headers := []string{formCT, "Origin: " + s.URL, "Cookie: " + csrfCookie + "=" + tok, ownerBasic(s.Password)}
+	body := url.Values{"_csrf": {tok}}
+	const newPassword = "a new owner password"
+	keyBefore := readSecret(t, s)
+	for _, tc := range []struct {
+		path  string
+		query url.Values
+		body  url.Values
+		err   string
+	}{
+		{"/admin/ui/rotate-secret", url.Values{"confirm": {"yes"}}, nil, "Tick the box to confirm rotating"},
+		{"/admin/ui/password", url.Values{"confirm": {"yes"}}, url.Values{"password": {newPassword}, "repeat": {newPassword}}, "Tick the box to confirm changing"},
+		{"/admin/ui/password", url.Values{"password": {newPassword}, "repeat": {newPassword}}, url.Values{"confirm": {"yes"}}, "Could not change the password"},
+		{"/admin/ui/clients", url.Values{"name": {"from-query"}, "scopes": {"ack"}}, nil, "Could not create the client"},
+	} {
+		t.Run(tc.path+"?"+tc.query.Encode(), func(t *testing.T) {
+			form := url.Values{}
+			for k, v := range body {
+				form[k] = v
+			}
+			for k, v := range tc.body {
+				form[k] = v
+			}
+			r := do(t, "POST", s.URL+tc.path+"?"+tc.query.Encode(), form.Encode(), headers...)
+			if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, tc.err) {
+				t.Errorf("status %d, want 400 with %q:\n%s", r.Status, tc.err, r.Body)
+			}
+		})
+	}
+	if !bytes.Equal(readSecret(t, s), keyBefore) {
+		t.Error("the secret was rotated by a confirm=yes in the query string")
+	}
+	if r := do(t, "GET", s.URL+"/admin", "", ownerBasic(newPassword)); r.Status != http.StatusUnauthorized {
+		t.Errorf("the password from the query string works: GET /admin %d", r.Status)
+	}
+	if got := clientNames(t, s, s.Password); len(got) != 0 {
+		t.Errorf("clients %q, want none", got)
+	}
+}
+
 // TestAdminFormsCSRFBeforePassword: a forged post is refused before its
 // password is checked, so forging does not cost an argon2 hash and cannot
 // lock the owner out. Six refusals with a wrong password would lock the
-// address (5 failures) if the password were checked.
+// address (5 failures) if the password were checked: half of them without an
+// Origin, half from the right origin with a planted token.
 func TestAdminFormsCSRFBeforePassword(t *testing.T) {
 	s := startServer(t, "", serverOpts{})
 	for i := range 6 {
-		r := do(t, "POST", s.URL+"/admin/ui/clients", "name=forged", formCT, ownerBasic("wrong-password"))
+		headers := []string{formCT, ownerBasic("wrong-password")}
+		body := "name=forged"
+		if i%2 == 1 {
+			headers = append(headers, "Origin: "+s.URL, "Cookie: "+csrfCookie+"=planted")
+			body += "&_csrf=planted"
+		}
+		r := do(t, "POST", s.URL+"/admin/ui/clients", body, headers...)
 		if r.Status != http.StatusForbidden {
 			t.Fatalf("forged post %d: %d %s, want 403", i+1, r.Status, r.Body)
 		}
@@ -578,6 +756,8 @@ func TestAdminFormRefusals(t *testing.T) {
 // not a page complaining that a field is missing.
 func TestAdminFormChunked(t *testing.T) {
 	s := startServer(t, "", serverOpts{})
+	page := do(t, "GET", s.URL+"/admin", "", ownerBasic(s.Password), "Accept: text/html")
+	tok := pageCSRF(t, page.Body)
 	for _, tc := range []struct {
 		path   string
 		size   int
@@ -588,7 +768,8 @@ func TestAdminFormChunked(t *testing.T) {
 		{"/admin/ui/rotate-secret", 100, http.StatusSeeOther},
 	} {
 		t.Run(fmt.Sprintf("%s %d bytes", tc.path, tc.size), func(t *testing.T) {
-			body := "confirm=yes&pad=" + strings.Repeat("a", tc.size-len("confirm=yes&pad="))
+			prefix := "confirm=yes&_csrf=" + tok + "&pad="
+			body := prefix + strings.Repeat("a", tc.size-len(prefix))
 			// A reader of unknown length makes the client send it chunked.
 			req, err := http.NewRequest("POST", s.URL+tc.path, io.MultiReader(strings.NewReader(body)))
 			if err != nil {
@@ -596,6 +777,8 @@ func TestAdminFormChunked(t *testing.T) {
 			}
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			req.Header.Set("Origin", s.URL)
+			req.Header.Set("Cookie", csrfCookie+"="+tok)
 			req.Header.Set("Authorization", "Basic "+basic("owner", s.Password))
 			client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: noFollow}
 			res, err := client.Do(req)
@@ -705,6 +888,54 @@ func TestAdminPageNotice(t *testing.T) {
 			}
 			if got := submatch(t, noticeRE, r.Body); got != tc.notice {
 				t.Errorf("notice %q, want %q", got, tc.notice)
+			}
+		})
+	}
+}
+
+// TestAdminFormsCSRFScheme: the origin's scheme must be the one camd itself
+// serves, https exactly when it serves TLS; a client's X-Forwarded-Proto
+// does not change it. Over HTTPS the CSRF cookie is Secure.
+func TestAdminFormsCSRFScheme(t *testing.T) {
+	for _, tc := range []struct {
+		tls      string
+		scheme   string // camd's
+		origin   string // the scheme the post claims
+		forwards bool   // X-Forwarded-Proto: https
+		accepted bool
+	}{
+		{"off", "http", "http", false, true},
+		{"off", "http", "https", false, false},
+		{"off", "http", "https", true, false},
+		{"auto", "https", "https", false, true},
+		{"auto", "https", "http", false, false},
+	} {
+		t.Run(fmt.Sprintf("%s server, %s origin, forwarded %v", tc.scheme, tc.origin, tc.forwards), func(t *testing.T) {
+			s := startServer(t, "", serverOpts{cfg: func(c *config.Config) { c.TLS = tc.tls }})
+			host := strings.TrimPrefix(s.URL, "http://")
+			base := tc.scheme + "://" + host
+			client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: noFollow, Transport: &http.Transport{
+				// A self-signed certificate on loopback; what is tested
+				// here is the Origin check, not the certificate.
+				TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+			}}
+			page := doWith(t, client, "GET", base+"/admin", "", ownerBasic(s.Password), "Accept: text/html")
+			c := cookie(page.Header, csrfCookie)
+			if c == nil || c.Secure != (tc.scheme == "https") {
+				t.Fatalf("cookie %v over %s", c, tc.scheme)
+			}
+			tok := pageCSRF(t, page.Body)
+			headers := []string{formCT, "Origin: " + tc.origin + "://" + host, "Cookie: " + csrfCookie + "=" + tok, ownerBasic(s.Password)}
+			if tc.forwards {
+				headers = append(headers, "X-Forwarded-Proto: https")
+			}
+			r := doWith(t, client, "POST", base+"/admin/ui/rotate-secret", url.Values{"_csrf": {tok}, "confirm": {"yes"}}.Encode(), headers...)
+			want := http.StatusForbidden
+			if tc.accepted {
+				want = http.StatusSeeOther
+			}
+			if r.Status != want {
+				t.Errorf("status %d, want %d: %s", r.Status, want, r.Body)
 			}
 		})
 	}

@@ -25,6 +25,7 @@ import (
 	"camd/platform/ackstore"
 	"camd/platform/clients"
 	"camd/platform/clock"
+	"camd/platform/connlimit"
 	"camd/platform/datadir"
 	"camd/platform/ntpclock"
 	"camd/platform/password"
@@ -50,9 +51,10 @@ type Deps struct {
 	// RotateSecret makes a new signing secret and switches to it; it
 	// fails with ErrExternalSecret when the secret comes from --secret-file.
 	RotateSecret func() error
-	// TLSFingerprint is the SHA-256 fingerprint of the HTTPS certificate,
-	// empty when TLS is off.
-	TLSFingerprint string
+	// TLSFingerprint returns the SHA-256 fingerprint of the HTTPS
+	// certificate being served, empty when TLS is off. It changes when the
+	// --tls auto certificate is re-signed for a trusted time.
+	TLSFingerprint func() string
 	Version        string
 	// Secret describes the current signing secret, never revealing it.
 	Secret func() SecretInfo
@@ -127,6 +129,11 @@ type App struct {
 	clock   clock.Clock
 	clients *clients.Store
 	server  *http.Server
+	conns   *connlimit.Limiter // caps the connections Serve holds
+
+	// autoCert is the --tls auto certificate, re-signed once the clock is
+	// trusted; nil otherwise.
+	autoCert *tlscert.Auto
 }
 
 // runner is a clock with work of its own: syncing, persisting its floor.
@@ -170,6 +177,7 @@ func New(cfg config.Config, opt Options) (*App, error) {
 			Interval:       cfg.NTPInterval,
 			SetSystemClock: cfg.SetSystemClock,
 			Floor:          clock.BuildFloor(opt.BuildTime),
+			MaxAhead:       cfg.ClockMaxAhead,
 			Dir:            dir,
 			Log:            log.With("module", "clock"),
 		}); err != nil {
@@ -203,6 +211,11 @@ func New(cfg config.Config, opt Options) (*App, error) {
 	// showed reads beside 4 looping logins at 8x their p99 with both cores
 	// hashing, under 2x with one.
 	owner := password.NewStore(dir, params, max(1, min(2, runtime.GOMAXPROCS(0)-1)))
+	// A password file damaged while camd was stopped is reported now,
+	// naming it, never as a 500 on the first login (see CheckFiles).
+	if err := password.CheckFiles(dir, log, clk.Now); err != nil {
+		return nil, err
+	}
 	// Printed, never logged: logs are kept and shipped, stderr at first
 	// start is read by the person installing the cam.
 	created, err := owner.EnsureInitial(func(pw string) error {
@@ -217,6 +230,9 @@ func New(cfg config.Config, opt Options) (*App, error) {
 	}
 	acks, err := ackstore.Open(dir, log, clk.Now, ackstore.Options{GroupCommit: cfg.AckGroupCommit})
 	if err != nil {
+		return nil, err
+	}
+	if err := clients.CheckFile(dir, log, clk.Now); err != nil {
 		return nil, err
 	}
 	cls, err := clients.Open(dir)
@@ -264,25 +280,42 @@ func New(cfg config.Config, opt Options) (*App, error) {
 	}
 
 	var cert *tlscert.Cert
+	var autoCert *tlscert.Auto
 	switch cfg.TLS {
 	case "auto":
-		cert, err = tlscert.LoadOrCreate(dir, log, clk.Now)
+		if autoCert, err = tlscert.OpenAuto(dir, log, clk.Now); err != nil {
+			break
+		}
+		// Its dates came from the clock at first start, perhaps 1970:
+		// re-sign it before its fingerprint is shown, when the time is
+		// trusted already; Serve watches for trust otherwise.
+		if clk.Trusted() {
+			if _, err := autoCert.Renew(clk.Now()); err != nil {
+				log.Error("could not renew the TLS certificate; serving the old one", "err", err)
+			}
+		}
+		cert = autoCert.Cert()
 	case "files":
 		cert, err = tlscert.LoadFiles(cfg.TLSCert, cfg.TLSKey)
 	}
 	if err != nil {
 		return nil, err
 	}
-	fingerprint := ""
+	fingerprint := func() string { return "" }
+	switch {
+	case autoCert != nil:
+		fingerprint = func() string { return autoCert.Cert().Fingerprint }
+	case cert != nil:
+		fingerprint = func() string { return cert.Fingerprint }
+	}
 	if cert != nil {
-		fingerprint = cert.Fingerprint
 		log.Info("HTTPS on; pin this certificate's SHA-256 fingerprint in clients",
 			"sha256", cert.Fingerprint, "not_after", cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 
 	// Monotonic time.Now, not camd's clock: an NTP step must neither lock
 	// nor unlock anybody.
-	passwords := &PasswordGate{owner: owner, limiter: lockout.New(lockout.Config{})}
+	passwords := NewPasswordGate(owner, lockout.New(lockout.Config{}), cfg.LockoutPrefix())
 
 	e := newEcho(log, cfg.Proxies())
 	for _, info := range reg.Modules() {
@@ -307,8 +340,10 @@ func New(cfg config.Config, opt Options) (*App, error) {
 		}
 	}
 
-	a := &App{cfg: cfg, log: log, echo: e, clock: clk, clients: cls}
+	a := &App{cfg: cfg, log: log, echo: e, clock: clk, clients: cls, autoCert: autoCert}
+	a.conns = newConnLimiter(cfg, cert != nil, log)
 	a.server = &http.Server{
+		ConnState:         a.conns.ConnState,
 		Handler:           e,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
@@ -317,7 +352,10 @@ func New(cfg config.Config, opt Options) (*App, error) {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if cert != nil {
+	switch {
+	case autoCert != nil:
+		a.server.TLSConfig = autoCert.ServerConfig()
+	case cert != nil:
 		a.server.TLSConfig = tlscert.ServerConfig(cert)
 	}
 	return a, nil
@@ -363,17 +401,27 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		background.Go(func() { r.Run(clockCtx) })
 	}
 	background.Go(func() { a.clients.Run(clockCtx, a.log) })
+	if a.autoCert != nil {
+		// Checked each second: it costs a clock read, and the first
+		// sync of a cam that booted at 1970 comes soon after start.
+		background.Go(func() { a.autoCert.Watch(clockCtx, a.clock, time.Second) })
+	}
 	defer func() { stopClock(); background.Wait() }()
 
 	tls := a.server.TLSConfig != nil
 	a.log.Info("listening", "addr", ln.Addr().String(), "tls", tls)
+	if !tls {
+		ln = jsonErrors(ln)
+	}
+	// Beneath TLS, so a refused connection costs no handshake.
+	ln = a.conns.Listener(ln)
 	errc := make(chan error, 1)
 	go func() {
 		if tls {
 			errc <- a.server.ServeTLS(ln, "", "") // the certificate is in TLSConfig
 			return
 		}
-		errc <- a.server.Serve(jsonErrors(ln))
+		errc <- a.server.Serve(ln)
 	}()
 	select {
 	case err := <-errc:

@@ -135,7 +135,9 @@ func badRequests() []badRequest {
 		{name: "page form cross-site", wire: request("POST", "/admin/ui/rotate-secret", append(noCT, append(asForm, "Sec-Fetch-Site: cross-site")...), "confirm=yes"), status: 403},
 		{name: "page form same-site", wire: request("POST", "/admin/ui/password", append(noCT, append(asForm, "Sec-Fetch-Site: same-site")...), "password=x"), status: 403},
 		{name: "page form Sec-Fetch-Site none", wire: request("POST", "/admin/ui/clients/x/revoke", append(noCT, append(asForm, "Sec-Fetch-Site: none")...), "_csrf=x"), status: 403},
-		{name: "page form without credentials", wire: request("POST", "/admin/ui/clients", append(asForm, "Sec-Fetch-Site: same-origin"), "name=x"), status: 401},
+		// The CSRF check comes before the password: without the page's
+		// signed token this is refused whatever its credentials.
+		{name: "page form without token or credentials", wire: request("POST", "/admin/ui/clients", append(asForm, "Sec-Fetch-Site: same-origin"), "name=x"), status: 403},
 		{name: "page form over 4 KiB", wire: request("POST", "/admin/ui/clients", asPage, "name="+strings.Repeat("a", 5000)), status: 413},
 		{name: "page form bad percent-encoding", wire: request("POST", "/admin/ui/clients", asPage, "name=%zz"), status: 400},
 		{name: "page form shorter than Content-Length", wire: request("POST", "/admin/ui/rotate-secret", append(asPage, "Content-Length: 100"), "") + "confirm=yes", halfClose: true, status: 400},

@@ -22,7 +22,7 @@ func newEcho(log *slog.Logger, proxies []*net.IPNet) *echo.Echo {
 	e.IPExtractor = ipExtractor(proxies)
 	e.HTTPErrorHandler = errorHandler(log)
 
-	e.Use(middleware.RequestID())
+	e.Use(plainRequestID, middleware.RequestID())
 	e.Use(accessLog(log))
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -36,6 +36,38 @@ func newEcho(log *slog.Logger, proxies []*net.IPNet) *echo.Echo {
 		ReferrerPolicy:     "no-referrer",
 	}))
 	return e
+}
+
+// maxRequestIDLen bounds a client's X-Request-Id: a proxy's id is a UUID or
+// shorter, and the access log must not carry kilobytes a client chose.
+const maxRequestIDLen = 64
+
+// plainRequestID drops a client's X-Request-Id unless it is short and made
+// only of letters, digits and "-._:", so that RequestID makes one instead:
+// the id is echoed and logged, and must not carry what a client wants in
+// the log.
+func plainRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if v, ok := h[echo.HeaderXRequestID]; ok && (len(v) != 1 || !plainID(v[0])) {
+			h.Del(echo.HeaderXRequestID)
+		}
+		return next(c)
+	}
+}
+
+func plainID(s string) bool {
+	if s == "" || len(s) > maxRequestIDLen {
+		return false
+	}
+	for i := range len(s) {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // ipExtractor decides the client address that is logged and locked out.

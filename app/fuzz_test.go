@@ -351,7 +351,9 @@ var fuzzAdminRoutes = []struct {
 // encoding/base64's standard one, as Echo's, since the invariant is about
 // what the decoded credential says.
 func fuzzBasic(values []string) bool {
-	if len(values) == 0 {
+	// Two Authorization headers are ambiguous: refused with 400 whatever
+	// either says, as on the bearer routes.
+	if len(values) != 1 {
 		return false
 	}
 	v := values[0]
@@ -364,8 +366,8 @@ func fuzzBasic(values []string) bool {
 
 // FuzzBasicAuth sends arbitrary Authorization values (none, one or two) to
 // the admin routes. The authenticated answer comes exactly when the oracle
-// finds the credential valid; otherwise 400 (undecodable), 401 with the
-// realm's challenge, or 429.
+// finds the credential valid; otherwise 400 (undecodable, or two headers),
+// 401 with the realm's challenge, 429 or 503.
 func FuzzBasicAuth(f *testing.F) {
 	good := basic("owner", fuzzPassword)
 	for i, s := range []struct {
@@ -412,8 +414,10 @@ func FuzzBasicAuth(f *testing.F) {
 			t.Fatalf("%s %s: %d %s for a valid credential %q, want %d", r.method, r.path, rec.Code, rec.Body, values, r.ok)
 		case !valid && rec.Code == r.ok:
 			t.Fatalf("%s %s: %d without a valid credential %q", r.method, r.path, rec.Code, values)
-		case !valid && rec.Code != http.StatusBadRequest && rec.Code != http.StatusUnauthorized && rec.Code != http.StatusTooManyRequests:
-			t.Fatalf("%s %s: %d %s for %q, want 400, 401 or 429", r.method, r.path, rec.Code, rec.Body, values)
+		case len(values) > 1 && rec.Code != http.StatusBadRequest:
+			t.Fatalf("%s %s: %d %s for two Authorization headers %q, want 400", r.method, r.path, rec.Code, rec.Body, values)
+		case !valid && rec.Code != http.StatusBadRequest && rec.Code != http.StatusUnauthorized && rec.Code != http.StatusTooManyRequests && rec.Code != http.StatusServiceUnavailable:
+			t.Fatalf("%s %s: %d %s for %q, want 400, 401, 429 or 503", r.method, r.path, rec.Code, rec.Body, values)
 		case rec.Code == http.StatusUnauthorized && rec.Header().Get("WWW-Authenticate") != `Basic realm="Backyard cam admin"`:
 			t.Fatalf("401 with challenge %q", rec.Header().Get("WWW-Authenticate"))
 		}
@@ -652,69 +656,132 @@ var fuzzFormRoutes = []string{
 // [A-Za-z0-9._-].
 var fuzzClientName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-// fuzzCSRF is the oracle for the CSRF check: a browser's Sec-Fetch-Site
-// must be same-origin; without one, one of the form's first 20 _csrf values
-// must equal the camd_csrf cookie (net/http parses the Cookie header).
-func fuzzCSRF(site, cookieHeader string, form url.Values) bool {
-	if site != "" {
-		return site == "same-origin"
-	}
-	r := http.Request{Header: http.Header{"Cookie": {cookieHeader}}}
-	c, err := r.Cookie("camd_csrf")
-	if err != nil || c.Value == "" {
+// fuzzOrigin is camd's own origin in the fuzz requests: httptest's host,
+// over plain HTTP.
+const fuzzOrigin = "http://example.com"
+
+// fuzzCSRF is the oracle for the CSRF check. The post must say it comes
+// from fuzzOrigin: Sec-Fetch-Site, if sent, same-origin; Origin exactly
+// fuzzOrigin, or with no Origin a Referer whose scheme and host are. And the
+// body (not the query string) must carry tok, the token the page handed out,
+// as its first _csrf value, with a camd_csrf cookie of the same value (net/http
+// parses the Cookie header). No other token exists: only camd can sign one.
+func fuzzCSRF(site, origin, referer, cookieHeader string, form url.Values, tok string) bool {
+	if site != "" && site != "same-origin" {
 		return false
 	}
-	return slices.Contains(form["_csrf"][:min(len(form["_csrf"]), 20)], c.Value)
+	switch {
+	case origin != "":
+		if origin != fuzzOrigin {
+			return false
+		}
+	case referer != "":
+		u, err := url.Parse(referer)
+		if err != nil || u.Scheme+"://"+u.Host != fuzzOrigin {
+			return false
+		}
+	default:
+		return false
+	}
+	if form.Get("_csrf") != tok {
+		return false
+	}
+	r := http.Request{Header: http.Header{"Cookie": {cookieHeader}}}
+	return slices.ContainsFunc(r.Cookies(), func(c *http.Cookie) bool { return c.Name == "camd_csrf" && c.Value == tok })
 }
 
-// FuzzAdminForm posts arbitrary form bodies, Sec-Fetch-Site values and CSRF
-// cookies to the admin page's forms, with the owner's Basic credentials.
-// Refusals before the handler (413, 400 for an unreadable form, 403 CSRF)
-// are JSON; the handler answers with a page. The oracles decide which: a
-// forged form is always 403, a client is created only with a valid name
-// and known scopes, the password changes only when confirmed and repeated.
+// fuzzPageToken gets the CSRF token the admin page hands out, from its
+// cookie, as a browser would.
+func fuzzPageToken(tb testing.TB, fa *fuzzApp, basicAuth []string) string {
+	tb.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/admin", nil)
+	req.Header.Set("Accept", "text/html")
+	req.Header["Authorization"] = basicAuth
+	rec := httptest.NewRecorder()
+	fa.h.ServeHTTP(rec, req)
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == "camd_csrf" && c.Value != "" && strings.Contains(rec.Body.String(), `name="_csrf" value="`+c.Value+`"`) {
+			return c.Value
+		}
+	}
+	tb.Fatalf("setup: GET /admin: %d, no camd_csrf cookie matching the page's field", rec.Code)
+	return ""
+}
+
+// FuzzAdminForm posts arbitrary form bodies and query strings, with
+// arbitrary Sec-Fetch-Site, Origin, Referer and CSRF cookies, to the admin
+// page's forms, with the owner's Basic credentials. "$TOKEN" in the query,
+// body or cookie stands for the token the page handed out. Refusals before
+// the handler (413, 400 for an unreadable form, 403 CSRF) are JSON; the
+// handler answers with a page. The oracles decide which: a forged form is
+// always 403, a client is created only with a valid name and known scopes,
+// the password changes only when confirmed and repeated, and only fields of
+// the body count.
 func FuzzAdminForm(f *testing.F) {
+	const tokRef = "$TOKEN"
+	own, tokField, tokCookie := fuzzOrigin, "_csrf="+tokRef, "camd_csrf="+tokRef
 	for _, s := range []struct {
-		route              uint8
-		body, site, cookie string
+		route                                      uint8
+		query, body, site, origin, referer, cookie string
 	}{
-		{0, "name=porch-phone&scopes=ack", "same-origin", ""},
-		{0, "name=porch-phone&scopes=ack&scopes=ack:read&_csrf=tok", "", "camd_csrf=tok"},
-		{0, "name=+spaced+&scopes=ack", "same-origin", ""},
-		{0, "name=bad name!", "same-origin", ""},
-		{0, "name=x&scopes=admin", "same-origin", ""},
-		{0, "name=porch", "same-origin", ""},
-		{0, "name=x&_csrf=tok", "", "camd_csrf=other"},
-		{0, "name=x&_csrf=tok", "cross-site", "camd_csrf=tok"},
-		{0, "name=x", "same-site", ""},
-		{0, "name=x", "none", ""},
-		{0, "name=%zz", "same-origin", ""},
-		{0, "name=a;b", "same-origin", ""},
-		{0, "name=" + strings.Repeat("a", 4100), "same-origin", ""},
-		{1, "_csrf=tok", "", "camd_csrf=tok"},
-		{1, "", "same-origin", ""},
-		{2, "confirm=yes", "same-origin", ""},
-		{2, "confirm=no", "same-origin", ""},
-		{2, "confirm=yes&confirm=no", "", "camd_csrf=t; camd_csrf=u"},
-		{3, "password=a+new+password&repeat=a+new+password&confirm=yes", "same-origin", ""},
-		{3, "password=a+new+password&repeat=another&confirm=yes", "same-origin", ""},
-		{3, "password=short&repeat=short&confirm=yes", "same-origin", ""},
-		{3, "password=a+new+password&repeat=a+new+password", "same-origin", ""},
+		{0, "", "name=porch-phone&scopes=ack&" + tokField, "", own, "", tokCookie},
+		{0, "", "name=porch-phone&scopes=ack&scopes=ack:read&" + tokField, "same-origin", own, "", tokCookie},
+		{0, "", "name=porch-phone&" + tokField, "", "", own + "/admin?done=rotated", tokCookie},
+		{0, "", "name=+spaced+&scopes=ack&" + tokField, "", own, "", tokCookie},
+		{0, "", "name=bad name!&" + tokField, "", own, "", tokCookie},
+		{0, "", "name=x&scopes=admin&" + tokField, "", own, "", tokCookie},
+		{0, "", "name=porch&" + tokField, "", own, "", tokCookie},
+		{0, "name=from-query", tokField, "", own, "", tokCookie},
+		// Forgeries: no token, a planted pair, the token in the query
+		// string, the wrong origin, or one a browser marks as foreign.
+		{0, "", "name=porch-phone", "same-origin", own, "", ""},
+		{0, "", "name=x&_csrf=tok", "", own, "", "camd_csrf=tok"},
+		{0, "", "name=x&_csrf=tok", "", own, "", "camd_csrf=tok; " + tokCookie},
+		{0, tokField, "name=x", "", own, "", tokCookie},
+		{0, "", "name=x&" + tokField, "", "", "", tokCookie},
+		{0, "", "name=x&" + tokField, "", "null", "", tokCookie},
+		{0, "", "name=x&" + tokField, "", "http://example.com:8080", own + "/admin", tokCookie},
+		{0, "", "name=x&" + tokField, "", "https://example.com", "", tokCookie},
+		{0, "", "name=x&" + tokField, "", "", "http://example.com:8080/admin", tokCookie},
+		{0, "", "name=x&" + tokField, "cross-site", own, "", tokCookie},
+		{0, "", "name=x&" + tokField, "same-site", own, "", tokCookie},
+		{0, "", "name=x&" + tokField, "none", own, "", tokCookie},
+		{0, "", "name=x&_csrf=" + tokRef + "x", "", own, "", "camd_csrf=" + tokRef + "x"},
+		// Unreadable or oversized forms.
+		{0, "", "name=%zz&" + tokField, "", own, "", tokCookie},
+		{0, "", "name=a;b&" + tokField, "", own, "", tokCookie},
+		{0, "a;b", "name=a&" + tokField, "", own, "", tokCookie},
+		{0, "", "name=" + strings.Repeat("a", 4100), "", own, "", tokCookie},
+		{1, "", tokField, "", own, "", tokCookie},
+		{1, "", "", "same-origin", own, "", ""},
+		{2, "", "confirm=yes&" + tokField, "", own, "", tokCookie},
+		{2, "", "confirm=no&" + tokField, "", own, "", tokCookie},
+		{2, "confirm=yes", tokField, "", own, "", tokCookie},
+		{2, "", "confirm=yes&confirm=no&" + tokField, "", own, "", "camd_csrf=t; " + tokCookie},
+		{3, "", "password=a+new+password&repeat=a+new+password&confirm=yes&" + tokField, "", own, "", tokCookie},
+		{3, "", "password=a+new+password&repeat=another&confirm=yes&" + tokField, "", own, "", tokCookie},
+		{3, "", "password=short&repeat=short&confirm=yes&" + tokField, "", own, "", tokCookie},
+		{3, "", "password=a+new+password&repeat=a+new+password&" + tokField, "", own, "", tokCookie},
+		{3, "confirm=yes", "password=a+new+password&repeat=a+new+password&" + tokField, "", own, "", tokCookie},
 	} {
-		f.Add(s.route, s.body, s.site, s.cookie)
+		f.Add(s.route, s.query, s.body, s.site, s.origin, s.referer, s.cookie)
 	}
 	fa := newFuzzApp(f)
 	basicAuth := []string{"Basic " + basic("owner", fuzzPassword)}
-	f.Fuzz(func(t *testing.T, route uint8, body, site, cookie string) {
+	tok := fuzzPageToken(f, fa, basicAuth)
+	f.Fuzz(func(t *testing.T, route uint8, query, body, site, origin, referer, cookie string) {
+		query = strings.ReplaceAll(query, tokRef, tok)
+		body = strings.ReplaceAll(body, tokRef, tok)
+		cookie = strings.ReplaceAll(cookie, tokRef, tok)
 		path := fuzzFormRoutes[int(route)%len(fuzzFormRoutes)]
 		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		req.URL.RawQuery = query
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header["Authorization"] = basicAuth
-		if site != "" {
-			req.Header.Set("Sec-Fetch-Site", site)
-		}
-		if cookie != "" {
-			req.Header.Set("Cookie", cookie)
+		for name, v := range map[string]string{"Sec-Fetch-Site": site, "Origin": origin, "Referer": referer, "Cookie": cookie} {
+			if v != "" {
+				req.Header.Set(name, v)
+			}
 		}
 		n := fuzzPeer.Add(1)
 		req.RemoteAddr = fmt.Sprintf("10.%d.%d.%d:40000", n>>16&0xff, n>>8&0xff, n&0xff)
@@ -732,20 +799,22 @@ func FuzzAdminForm(f *testing.F) {
 			fuzzCheckAnswer(t, rec)
 		}
 		form, parseErr := url.ParseQuery(body)
+		_, queryErr := url.ParseQuery(query)
 		want := func(codes ...int) {
 			t.Helper()
 			if !slices.Contains(codes, rec.Code) {
-				t.Fatalf("POST %s %q (Sec-Fetch-Site %q, Cookie %q): %d %.300s, want one of %v", path, body, site, cookie, rec.Code, rec.Body, codes)
+				t.Fatalf("POST %s?%s %q (Sec-Fetch-Site %q, Origin %q, Referer %q, Cookie %q): %d %.300s, want one of %v",
+					path, query, body, site, origin, referer, cookie, rec.Code, rec.Body, codes)
 			}
 		}
 		switch {
 		case len(body) > fuzzBodyLimit:
 			want(http.StatusRequestEntityTooLarge)
 			return
-		case parseErr != nil:
+		case parseErr != nil || queryErr != nil:
 			want(http.StatusBadRequest)
 			return
-		case !fuzzCSRF(site, cookie, form):
+		case !fuzzCSRF(site, origin, referer, cookie, form, tok):
 			want(http.StatusForbidden)
 			return
 		}

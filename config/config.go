@@ -31,8 +31,22 @@ type Config struct {
 	NTPServers     string        // comma list of host or host:port; see Servers
 	NTPInterval    time.Duration // between NTP syncs once synced
 	SetSystemClock bool          // also set the OS clock after each sync
+	// ClockMaxAhead is how far past the build time one NTP server, or the
+	// RTC in auto mode, is believed before the clock is trusted; farther
+	// takes two servers that agree. Zero means DefaultClockMaxAhead.
+	ClockMaxAhead time.Duration
 
 	TrustedProxies string // comma list of CIDRs whose X-Forwarded-For is believed
+	// LockoutIPv6Prefix is how many leading bits of an IPv6 address one
+	// lockout entry covers: a host commonly holds a whole /64. Zero
+	// means DefaultLockoutIPv6Prefix.
+	LockoutIPv6Prefix int
+
+	// MaxConns caps the connections held at once; 0 derives it from the
+	// open-files limit (connlimit.DefaultMax). MaxConnsPerAddr caps one
+	// client address's; 0 means no per-address cap.
+	MaxConns        int
+	MaxConnsPerAddr int
 
 	AckGroupCommit bool   // concurrent acks share one fsync
 	MemoryLimit    string // Go soft memory limit, such as "24MiB"; "off" for none
@@ -90,6 +104,39 @@ const (
 	MinNTPInterval = time.Minute
 	MaxNTPInterval = 24 * time.Hour
 )
+
+// DefaultClockMaxAhead is five years: a cam's usual life on one firmware.
+// Past it a single NTP server needs a second that agrees (the default pool
+// has four). Spans outside Min and Max are refused: shorter would refuse the
+// honest time of a cam installed a while after its build, longer would let
+// one lying server set the floor decades ahead.
+const (
+	DefaultClockMaxAhead = 5 * 365 * 24 * time.Hour
+	MinClockMaxAhead     = 24 * time.Hour
+	MaxClockMaxAhead     = 50 * 365 * 24 * time.Hour
+)
+
+// MinLockoutIPv6Prefix is the shortest IPv6 prefix the lockout may count as
+// one client: shorter would let one attacker lock out a whole provider.
+const MinLockoutIPv6Prefix = 32
+
+// DefaultLockoutIPv6Prefix counts each /64 as one client.
+const DefaultLockoutIPv6Prefix = 64
+
+// LockoutPrefix is LockoutIPv6Prefix with its default filled in.
+func (c Config) LockoutPrefix() int {
+	if c.LockoutIPv6Prefix == 0 {
+		return DefaultLockoutIPv6Prefix
+	}
+	return c.LockoutIPv6Prefix
+}
+
+// DefaultMaxConnsPerAddr is a browser's six connections several times over,
+// and few enough that one address holds an eighth of a cam's 256.
+const DefaultMaxConnsPerAddr = 32
+
+// MaxMaxConns bounds both connection caps: far above any cam's file limit.
+const MaxMaxConns = 1 << 20
 
 // DefaultMemoryLimit keeps the Go heap small on a cam that shares 64-128
 // MiB with video encoding; camd's live heap is a few MiB, each password
@@ -182,6 +229,10 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 		{"ack-group-commit", "CAMD_ACK_GROUP_COMMIT", "let concurrent acks share one write and fsync (each is still on disk before its 200); off costs one fsync per ack"},
 		{"memory-limit", "CAMD_MEMORY_LIMIT", "Go soft memory limit (runtime/debug.SetMemoryLimit), such as 24MiB, for cams with 64-128 MiB shared with video; off for none; GOMEMLIMIT, when set, wins"},
 		{"trusted-proxies", "CAMD_TRUSTED_PROXIES", "comma list of CIDRs of reverse proxies whose X-Forwarded-For is believed (default: none; the TCP peer is the client)"},
+		{"max-conns", "CAMD_MAX_CONNS", "connections held at once; past it the longest idle one is closed for a new one, or the new one refused; 0: the open-files limit less a quarter of it (at least 64) kept for files, at most 256"},
+		{"max-conns-per-addr", "CAMD_MAX_CONNS_PER_ADDR", "connections one client address may hold (IPv6: one prefix of --lockout-ipv6-prefix bits); more are refused at once; trusted proxies are exempt; 0 for no cap"},
+		{"lockout-ipv6-prefix", "CAMD_LOCKOUT_IPV6_PREFIX", fmt.Sprintf("password lockout counts IPv6 clients by this many leading address bits, %d to 128 (a host commonly holds a whole /64)", MinLockoutIPv6Prefix)},
+		{"clock-max-ahead", "CAMD_CLOCK_MAX_AHEAD", fmt.Sprintf("before the clock is trusted, one NTP server (or the RTC in --clock auto) is believed at most this long after the build time; later takes two servers that agree; %v to %v", MinClockMaxAhead, MaxClockMaxAhead)},
 	}
 	fs.StringVar(&cfg.Listen, "listen", ":8080", specs[0].usage)
 	fs.StringVar(&cfg.DataDir, "data-dir", "", specs[1].usage)
@@ -199,6 +250,10 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 	fs.Var((*switchFlag)(&cfg.AckGroupCommit), "ack-group-commit", specs[12].usage)
 	fs.StringVar(&cfg.MemoryLimit, "memory-limit", DefaultMemoryLimit, specs[13].usage)
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", specs[14].usage)
+	fs.IntVar(&cfg.MaxConns, "max-conns", 0, flagUsage(specs, "max-conns"))
+	fs.IntVar(&cfg.MaxConnsPerAddr, "max-conns-per-addr", DefaultMaxConnsPerAddr, flagUsage(specs, "max-conns-per-addr"))
+	fs.IntVar(&cfg.LockoutIPv6Prefix, "lockout-ipv6-prefix", DefaultLockoutIPv6Prefix, specs[15].usage)
+	fs.DurationVar(&cfg.ClockMaxAhead, "clock-max-ahead", DefaultClockMaxAhead, flagUsage(specs, "clock-max-ahead"))
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -232,6 +287,17 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// flagUsage is the usage of the flag called name in specs: looked up by
+// name, as flags added in different places would shift any index.
+func flagUsage(specs []flagSpec, name string) string {
+	for _, s := range specs {
+		if s.name == name {
+			return s.usage
+		}
+	}
+	return ""
 }
 
 // switchFlag is a boolean flag that also takes on/off and yes/no, as people
@@ -277,6 +343,9 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("--data-dir (CAMD_DATA_DIR) must not be empty")
 	}
+	if p := c.LockoutIPv6Prefix; p != 0 && (p < MinLockoutIPv6Prefix || p > 128) {
+		return fmt.Errorf("--lockout-ipv6-prefix %d (CAMD_LOCKOUT_IPV6_PREFIX): must be between %d and 128", p, MinLockoutIPv6Prefix)
+	}
 	if c.TokenTTL < MinTokenTTL || c.TokenTTL > MaxTokenTTL {
 		return fmt.Errorf("--token-ttl %v (CAMD_TOKEN_TTL): must be between %v and %v", c.TokenTTL, MinTokenTTL, MaxTokenTTL)
 	}
@@ -306,6 +375,9 @@ func (c Config) Validate() error {
 	} else if c.SetSystemClock {
 		return errors.New("--set-system-clock (CAMD_SET_SYSTEM_CLOCK) needs NTP: it cannot be used with --clock system")
 	}
+	if d := c.ClockMaxAhead; d != 0 && (d < MinClockMaxAhead || d > MaxClockMaxAhead) {
+		return fmt.Errorf("--clock-max-ahead %v (CAMD_CLOCK_MAX_AHEAD): must be between %v and %v", d, MinClockMaxAhead, MaxClockMaxAhead)
+	}
 	switch c.TLS {
 	case "", "off", "auto":
 		if c.TLSCert != "" || c.TLSKey != "" {
@@ -317,6 +389,12 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("--tls %q (CAMD_TLS): want off, auto or files", c.TLS)
+	}
+	if c.MaxConns < 0 || c.MaxConns > MaxMaxConns {
+		return fmt.Errorf("--max-conns %d (CAMD_MAX_CONNS): want 0 (from the open-files limit) or 1 to %d", c.MaxConns, MaxMaxConns)
+	}
+	if c.MaxConnsPerAddr < 0 || c.MaxConnsPerAddr > MaxMaxConns {
+		return fmt.Errorf("--max-conns-per-addr %d (CAMD_MAX_CONNS_PER_ADDR): want 0 (no cap) or 1 to %d", c.MaxConnsPerAddr, MaxMaxConns)
 	}
 	if n, err := c.MemoryLimitBytes(); err != nil {
 		return err

@@ -38,39 +38,48 @@ func fakeSystem(mounts, dirs []string) config.System {
 
 var (
 	bareSystem = fakeSystem(nil, nil)
-	defaults   = config.Config{Listen: ":8080", DataDir: "./camd-data", TokenTTL: time.Hour, LogFormat: "text",
+	defaults   = config.Config{Listen: ":8080", DataDir: "./camd-data", TokenTTL: time.Hour, LogFormat: "text", LockoutIPv6Prefix: 64,
 		ClockMode: "auto", NTPServers: config.DefaultNTPServers, NTPInterval: time.Hour, TLS: "off",
-		AckGroupCommit: true, MemoryLimit: config.DefaultMemoryLimit}
+		AckGroupCommit: true, MemoryLimit: config.DefaultMemoryLimit, MaxConnsPerAddr: config.DefaultMaxConnsPerAddr,
+		ClockMaxAhead: config.DefaultClockMaxAhead}
 )
 
 func TestParse(t *testing.T) {
 	allEnv := map[string]string{
-		"CAMD_LISTEN":           "127.0.0.1:9000",
-		"CAMD_DATA_DIR":         "/var/lib/camd",
-		"CAMD_SECRET_FILE":      "/run/secrets/camd",
-		"CAMD_TOKEN_TTL":        "30m",
-		"CAMD_LOG_FORMAT":       "json",
-		"CAMD_CLOCK":            "ntp",
-		"CAMD_NTP_SERVERS":      "127.0.0.1:11123, ntp.example:123",
-		"CAMD_NTP_INTERVAL":     "30m",
-		"CAMD_SET_SYSTEM_CLOCK": "yes",
-		"CAMD_TLS":              "files",
-		"CAMD_TLS_CERT":         "/etc/camd/tls.crt",
-		"CAMD_TLS_KEY":          "/etc/camd/tls.key",
-		"CAMD_TRUSTED_PROXIES":  "10.0.0.0/8,192.0.2.7",
-		"CAMD_ACK_GROUP_COMMIT": "off",
-		"CAMD_MEMORY_LIMIT":     "48MiB",
+		"CAMD_LISTEN":              "127.0.0.1:9000",
+		"CAMD_DATA_DIR":            "/var/lib/camd",
+		"CAMD_SECRET_FILE":         "/run/secrets/camd",
+		"CAMD_TOKEN_TTL":           "30m",
+		"CAMD_LOG_FORMAT":          "json",
+		"CAMD_CLOCK":               "ntp",
+		"CAMD_NTP_SERVERS":         "127.0.0.1:11123, ntp.example:123",
+		"CAMD_NTP_INTERVAL":        "30m",
+		"CAMD_SET_SYSTEM_CLOCK":    "yes",
+		"CAMD_TLS":                 "files",
+		"CAMD_TLS_CERT":            "/etc/camd/tls.crt",
+		"CAMD_TLS_KEY":             "/etc/camd/tls.key",
+		"CAMD_TRUSTED_PROXIES":     "10.0.0.0/8,192.0.2.7",
+		"CAMD_ACK_GROUP_COMMIT":    "off",
+		"CAMD_MEMORY_LIMIT":        "48MiB",
+		"CAMD_LOCKOUT_IPV6_PREFIX": "56",
+		"CAMD_CLOCK_MAX_AHEAD":     "87600h",
+		"CAMD_MAX_CONNS":           "200",
+		"CAMD_MAX_CONNS_PER_ADDR":  "8",
 	}
 	fromAllEnv := config.Config{Listen: "127.0.0.1:9000", DataDir: "/var/lib/camd", SecretFile: "/run/secrets/camd", TokenTTL: 30 * time.Minute, LogFormat: "json",
 		ClockMode: "ntp", NTPServers: "127.0.0.1:11123, ntp.example:123", NTPInterval: 30 * time.Minute, SetSystemClock: true,
 		TLS: "files", TLSCert: "/etc/camd/tls.crt", TLSKey: "/etc/camd/tls.key", TrustedProxies: "10.0.0.0/8,192.0.2.7",
-		AckGroupCommit: false, MemoryLimit: "48MiB"}
+		AckGroupCommit: false, MemoryLimit: "48MiB", LockoutIPv6Prefix: 56, ClockMaxAhead: 87600 * time.Hour,
+		MaxConns: 200, MaxConnsPerAddr: 8}
 	allFlags := []string{"--listen=[::1]:7000", "--data-dir", "/data", "-secret-file=/s.bin", "--token-ttl", "2h", "--log-format=text",
 		"--clock=system", "--ntp-servers=[::1]:123", "--ntp-interval=2h", "--set-system-clock=false",
-		"--tls=auto", "--tls-cert=", "--tls-key=", "--trusted-proxies=fd00::/8", "--ack-group-commit=true", "--memory-limit=off"}
+		"--tls=auto", "--tls-cert=", "--tls-key=", "--trusted-proxies=fd00::/8", "--ack-group-commit=true", "--memory-limit=off", "--lockout-ipv6-prefix=128",
+		"--clock-max-ahead=720h",
+		"--max-conns=1000", "--max-conns-per-addr=0"}
 	fromAllFlags := config.Config{Listen: "[::1]:7000", DataDir: "/data", SecretFile: "/s.bin", TokenTTL: 2 * time.Hour, LogFormat: "text",
 		ClockMode: "system", NTPServers: "[::1]:123", NTPInterval: 2 * time.Hour, TLS: "auto", TrustedProxies: "fd00::/8",
-		AckGroupCommit: true, MemoryLimit: "off"}
+		AckGroupCommit: true, MemoryLimit: "off", LockoutIPv6Prefix: 128, ClockMaxAhead: 720 * time.Hour,
+		MaxConns: 1000}
 
 	with := func(f func(c *config.Config)) config.Config {
 		c := defaults
@@ -194,6 +203,9 @@ func TestParseErrors(t *testing.T) {
 		{name: "positional argument after flags", args: []string{"--listen=:1", "more"}, text: `"more"`},
 		{name: "positional argument after --", args: []string{"--", "--listen=:1"}, text: `"--listen=:1"`},
 		{name: "unknown flag", args: []string{"--nope"}, text: "nope"},
+		{name: "CAMD_MAX_CONNS not a number", env: map[string]string{"CAMD_MAX_CONNS": "many"}, envName: "CAMD_MAX_CONNS", text: "many"},
+		{name: "--max-conns negative", args: []string{"--max-conns=-1"}, setting: "max-conns", envName: "CAMD_MAX_CONNS", text: "-1"},
+		{name: "CAMD_MAX_CONNS_PER_ADDR negative", env: map[string]string{"CAMD_MAX_CONNS_PER_ADDR": "-5"}, setting: "max-conns-per-addr", envName: "CAMD_MAX_CONNS_PER_ADDR", text: "-5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -241,6 +253,8 @@ func TestParseHelp(t *testing.T) {
 				"--clock", "CAMD_CLOCK", "--ntp-servers", "CAMD_NTP_SERVERS", "--ntp-interval", "CAMD_NTP_INTERVAL",
 				"--set-system-clock", "CAMD_SET_SYSTEM_CLOCK", "(default auto)", "0.pool.ntp.org",
 				"--tls", "CAMD_TLS", "--tls-cert", "CAMD_TLS_CERT", "--tls-key", "CAMD_TLS_KEY", "--trusted-proxies", "CAMD_TRUSTED_PROXIES",
+				"--clock-max-ahead", "CAMD_CLOCK_MAX_AHEAD", "(default 43800h0m0s)",
+				"--max-conns", "CAMD_MAX_CONNS", "--max-conns-per-addr", "CAMD_MAX_CONNS_PER_ADDR", "(default 32)",
 				"(default :8080)", "(default 1h0m0s)", "(default text)",
 				"camd passwd", "camd version",
 			} {
@@ -269,6 +283,12 @@ func TestValidate(t *testing.T) {
 		{name: "ttl above max", change: func(c *config.Config) { c.TokenTTL = config.MaxTokenTTL + time.Nanosecond }, wantErr: "--token-ttl"},
 		{name: "zero ttl", change: func(c *config.Config) { c.TokenTTL = 0 }, wantErr: "--token-ttl"},
 		{name: "empty data dir", change: func(c *config.Config) { c.DataDir = "" }, wantErr: "--data-dir (CAMD_DATA_DIR)"},
+		{name: "lockout prefix unset means 64", change: func(c *config.Config) { c.LockoutIPv6Prefix = 0 }},
+		{name: "lockout prefix /32", change: func(c *config.Config) { c.LockoutIPv6Prefix = 32 }},
+		{name: "lockout prefix /128", change: func(c *config.Config) { c.LockoutIPv6Prefix = 128 }},
+		{name: "lockout prefix too short", change: func(c *config.Config) { c.LockoutIPv6Prefix = 31 }, wantErr: "--lockout-ipv6-prefix 31 (CAMD_LOCKOUT_IPV6_PREFIX)"},
+		{name: "lockout prefix too long", change: func(c *config.Config) { c.LockoutIPv6Prefix = 129 }, wantErr: "--lockout-ipv6-prefix 129 (CAMD_LOCKOUT_IPV6_PREFIX)"},
+		{name: "lockout prefix negative", change: func(c *config.Config) { c.LockoutIPv6Prefix = -1 }, wantErr: "--lockout-ipv6-prefix -1"},
 		{name: "empty listen", change: func(c *config.Config) { c.Listen = "" }, wantErr: "listen"},
 		{name: "too many colons", change: func(c *config.Config) { c.Listen = "::1:80" }, wantErr: "listen"},
 		{name: "empty log format", change: func(c *config.Config) { c.LogFormat = "" }, wantErr: "--log-format"},
@@ -289,6 +309,12 @@ func TestValidate(t *testing.T) {
 		{name: "interval below min", change: func(c *config.Config) { c.NTPInterval = 59 * time.Second }, wantErr: "--ntp-interval 59s (CAMD_NTP_INTERVAL)"},
 		{name: "interval above max", change: func(c *config.Config) { c.NTPInterval = 25 * time.Hour }, wantErr: "--ntp-interval"},
 		{name: "set system clock with ntp", change: func(c *config.Config) { c.SetSystemClock = true }},
+		{name: "clock max ahead zero is the default", change: func(c *config.Config) { c.ClockMaxAhead = 0 }},
+		{name: "clock max ahead min", change: func(c *config.Config) { c.ClockMaxAhead = config.MinClockMaxAhead }},
+		{name: "clock max ahead max", change: func(c *config.Config) { c.ClockMaxAhead = config.MaxClockMaxAhead }},
+		{name: "clock max ahead below min", change: func(c *config.Config) { c.ClockMaxAhead = time.Hour }, wantErr: "--clock-max-ahead 1h0m0s (CAMD_CLOCK_MAX_AHEAD): must be between 24h0m0s and"},
+		{name: "clock max ahead above max", change: func(c *config.Config) { c.ClockMaxAhead = config.MaxClockMaxAhead + time.Hour }, wantErr: "--clock-max-ahead"},
+		{name: "clock max ahead negative", change: func(c *config.Config) { c.ClockMaxAhead = -time.Hour }, wantErr: "(CAMD_CLOCK_MAX_AHEAD)"},
 		{name: "tls auto", change: func(c *config.Config) { c.TLS = "auto" }},
 		{name: "tls bad", change: func(c *config.Config) { c.TLS = "on" }, wantErr: `--tls "on" (CAMD_TLS)`},
 		{name: "tls files without key", change: func(c *config.Config) { c.TLS = "files"; c.TLSCert = "/c" }, wantErr: "--tls files needs both"},
@@ -301,6 +327,15 @@ func TestValidate(t *testing.T) {
 		{name: "memory limit MB", change: func(c *config.Config) { c.MemoryLimit = "24MB" }, wantErr: "--memory-limit"},
 		{name: "proxies", change: func(c *config.Config) { c.TrustedProxies = "10.0.0.0/8, 192.0.2.1 ,::1" }},
 		{name: "proxies bad", change: func(c *config.Config) { c.TrustedProxies = "10.0.0.0/33" }, wantErr: `--trusted-proxies (CAMD_TRUSTED_PROXIES) "10.0.0.0/33"`},
+		{name: "max conns from the file limit", change: func(c *config.Config) { c.MaxConns = 0 }},
+		{name: "max conns 1", change: func(c *config.Config) { c.MaxConns = 1 }},
+		{name: "max conns at the bound", change: func(c *config.Config) { c.MaxConns = config.MaxMaxConns }},
+		{name: "max conns over the bound", change: func(c *config.Config) { c.MaxConns = config.MaxMaxConns + 1 }, wantErr: "--max-conns 1048577 (CAMD_MAX_CONNS)"},
+		{name: "max conns negative", change: func(c *config.Config) { c.MaxConns = -1 }, wantErr: "--max-conns -1 (CAMD_MAX_CONNS)"},
+		{name: "per-address cap off", change: func(c *config.Config) { c.MaxConnsPerAddr = 0 }},
+		{name: "per-address cap above the total", change: func(c *config.Config) { c.MaxConns = 10; c.MaxConnsPerAddr = 100 }},
+		{name: "per-address cap negative", change: func(c *config.Config) { c.MaxConnsPerAddr = -1 }, wantErr: "--max-conns-per-addr -1 (CAMD_MAX_CONNS_PER_ADDR)"},
+		{name: "per-address cap over the bound", change: func(c *config.Config) { c.MaxConnsPerAddr = config.MaxMaxConns + 1 }, wantErr: "--max-conns-per-addr"},
 		{name: "set system clock with system", change: func(c *config.Config) { c.ClockMode = "system"; c.SetSystemClock = true }, wantErr: "--set-system-clock (CAMD_SET_SYSTEM_CLOCK) needs NTP"},
 		// Found by FuzzParse: overflowing sizes, unchecked ports, control
 		// characters in server names.

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +41,7 @@ func TestAdminPageInBrowser(t *testing.T) {
 	p := start(t, t.TempDir())
 	pw := p.Password
 	owner := p.login(pw) // must outlive the forged rotate-secret below
-	b := newBrowser(t, chromium, p.URL, "owner", pw)
+	b := newBrowser(t, chromium, "browser", p.URL, "owner", pw)
 
 	// The page itself.
 	b.run("open /admin", chromedp.Navigate(p.URL+"/admin"), chromedp.WaitVisible(chromedp.ID("greeting")))
@@ -228,6 +229,180 @@ func TestAdminPageInBrowser(t *testing.T) {
 	t.Run("headers", func(t *testing.T) { checkAdminHeaders(t, p, "a new owner password") })
 }
 
+// TestAdminPagePlainHTTPInBrowser reproduces issue 13's forged form in a
+// real Chromium, on a cam as the owner reaches it on the LAN: camd over plain
+// HTTP at a name that is not loopback (cam.test, mapped to 127.0.0.1 inside
+// Chromium only), where Chromium sends no Sec-Fetch-Site. A page on another
+// port of the same host plants a camd_csrf cookie with a longer path, which
+// shadows camd's own (cookies are not separated by port), and its form posts
+// the password change with the matching _csrf field, while the browser holds
+// the owner's Basic credentials. camd must refuse it and keep the password;
+// the owner's own forms must keep working over plain HTTP, planted cookie
+// and all.
+func TestAdminPagePlainHTTPInBrowser(t *testing.T) {
+	chromium := needTool(t, "chromium", "chromium")
+	p := start(t, t.TempDir())
+	pw := p.Password
+	u, err := url.Parse(p.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam := "http://cam.test:" + u.Port()
+	evil := plantingSite(t, cam+"/admin/ui/password")
+	b := newBrowser(t, chromium, "browser-plain-http", cam, "owner", pw,
+		chromedp.Flag("host-resolver-rules", "MAP cam.test 127.0.0.1"))
+
+	// The owner's own form works on this origin.
+	b.run("open /admin", chromedp.Navigate(cam+"/admin"), chromedp.WaitVisible(chromedp.ID("greeting")))
+	if n := b.challenges.Load(); n < 1 {
+		t.Fatal("no Basic auth challenge answered for " + cam)
+	}
+	createClient(b, p, "porch-phone", 1)
+	b.shot("01-created.png")
+
+	// The attacker's page, on another port of the cam's host.
+	b.run("open the planting page", chromedp.Navigate(evil.url+"/plant"), chromedp.WaitVisible(chromedp.ID("go")))
+	if got := evil.fetchSite.Load(); got == nil || *got != "" {
+		t.Fatalf("Chromium sent Sec-Fetch-Site %v to %s: the origin is treated as secure, and this test would not test plain HTTP", got, evil.url)
+	}
+	// The attack's premise: the browser will send the planted cookie, and
+	// first, to camd's form.
+	jar := b.cookies(cam + "/admin/ui/password")
+	if len(jar) != 2 || jar[0].Value != plantedToken || jar[0].Path != "/admin/ui" || jar[1].Path != "/admin" {
+		t.Fatalf("cookies for camd's form: %s; want the planted one, then camd's", cookieList(jar))
+	}
+	asked := b.challenges.Load()
+	resp := submit(b, "forged password change", chromedp.ID("go"))
+	b.shot("02-forged.png")
+	body := b.text("body")
+	var e struct{ Error string }
+	if resp.Status != http.StatusForbidden || json.Unmarshal([]byte(body), &e) != nil ||
+		!strings.Contains(strings.ToLower(e.Error), "csrf") {
+		t.Errorf("forged POST /admin/ui/password: %d %.300q, want 403 with a JSON error about CSRF", resp.Status, body)
+	}
+	if n := b.challenges.Load() - asked; n != 0 {
+		t.Logf("%d auth challenges during the forged post", n)
+	}
+	for _, tc := range []struct {
+		pw   string
+		want int
+	}{{pw, http.StatusOK}, {forgedPassword, http.StatusUnauthorized}} {
+		if r := p.do("POST", "/api/login", `{"user":"owner","pass":"`+tc.pw+`"}`); r.Status != tc.want {
+			t.Errorf("login with %q after the forged post: %d, want %d", tc.pw, r.Status, tc.want)
+		}
+	}
+
+	// The planted cookie stays in the browser, ahead of camd's; the owner
+	// is not locked out of the forms by it.
+	b.run("back to /admin", chromedp.Navigate(cam+"/admin"), chromedp.WaitVisible(chromedp.ID("greeting")))
+	if jar := b.cookies(cam + "/admin/ui/clients"); len(jar) != 2 || jar[0].Value != plantedToken {
+		t.Errorf("cookies for camd's form: %s; want the planted one still first", cookieList(jar))
+	}
+	createClient(b, p, "gate-esp32", 2)
+	b.shot("03-created-after.png")
+}
+
+// createClient creates a client with the page's form, in a tab showing the
+// page, and checks its token acks as count.
+func createClient(b *browser, p *proc, name string, count int) {
+	b.t.Helper()
+	b.run("fill the create form", chromedp.SendKeys(chromedp.ID("client-name"), name))
+	resp := submit(b, "create "+name, chromedp.ID("create"))
+	if resp.Status != http.StatusCreated {
+		b.t.Fatalf("create %s: %d %.300q, want 201", name, resp.Status, b.text("body"))
+	}
+	b.run("created page", chromedp.WaitVisible(chromedp.ID("token")))
+	tok := b.value("token")
+	if r := p.do("POST", "/api/ack", fmt.Sprintf(`{"count":%d}`, count), bearer(tok)); r.Status != http.StatusOK || r.field(b.t, "user") != "client:"+name {
+		b.t.Errorf("ack with %s's token from the page: %d %s", name, r.Status, r.Body)
+	}
+}
+
+// cookies returns the cookies the browser would send to u, in the order it
+// sends them.
+func (b *browser) cookies(u string) []*network.Cookie {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{u}})
+	if err != nil {
+		b.t.Fatalf("cookies for %s: %v", u, err)
+	}
+	// Chromium lists them as it sends them: longer paths first.
+	slices.SortStableFunc(res.Cookies, func(a, b *network.Cookie) int { return len(b.Path) - len(a.Path) })
+	return res.Cookies
+}
+
+func cookieList(cs []*network.Cookie) string {
+	var parts []string
+	for _, c := range cs {
+		parts = append(parts, fmt.Sprintf("%s=%.12s…; Path=%s", c.Name, c.Value, c.Path))
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+const (
+	// plantedToken has the form of camd's CSRF tokens (64 base64url
+	// characters), but camd did not sign it.
+	plantedToken = "Zm9yZ2VkLWJ5LWFub3RoZXItc2VydmljZS1vbi10aGlzLWNhbXMtaG9zdC0xMjM0"
+	// forgedPassword is what the forged form would set.
+	forgedPassword = "the attacker's password"
+)
+
+// plantingSite is the attacker of issue 13: a server on another port of the
+// cam's host. Its /plant page sets camd_csrf=plantedToken for the cam's host
+// with Path=/admin/ui, longer than camd's /admin, and holds a form that posts
+// a password change to action with the same _csrf.
+type planter struct {
+	url string
+	// fetchSite is the Sec-Fetch-Site of the last request, "" none.
+	fetchSite atomic.Pointer[string]
+}
+
+func plantingSite(t *testing.T, action string) *planter {
+	t.Helper()
+	page := template.Must(template.New("").Parse(`<!doctype html>
+<title>Cam firmware update</title>
+<form method="post" action="{{.}}">
+<input type="hidden" name="_csrf" value="` + plantedToken + `">
+<input type="hidden" name="password" value="` + forgedPassword + `">
+<input type="hidden" name="repeat" value="` + forgedPassword + `">
+<input type="hidden" name="confirm" value="yes">
+<button id="go" type="submit">Update</button>
+</form>`))
+	u, err := url.Parse(action)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	s := &planter{url: "http://" + u.Hostname() + ":" + port}
+	srv := &http.Server{
+		ReadHeaderTimeout: 5 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			site := r.Header.Get("Sec-Fetch-Site")
+			s.fetchSite.Store(&site)
+			if r.URL.Path != "/plant" {
+				http.NotFound(w, r)
+				return
+			}
+			// No SameSite: Lax by default, and the form's post to
+			// another port of this host is same-site.
+			http.SetCookie(w, &http.Cookie{Name: "camd_csrf", Value: plantedToken, Path: "/admin/ui"})
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			if err := page.Execute(w, action); err != nil {
+				t.Errorf("planting page: %v", err)
+			}
+		}),
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
 // browser is one headless Chromium with one tab, answering camd's Basic auth
 // challenges itself as a user would in the browser's login dialog.
 type browser struct {
@@ -250,12 +425,13 @@ func (b *browser) in(t *testing.T) *browser {
 	return &c
 }
 
-// newBrowser starts Chromium for the test. Every request of the tab passes
-// through the Fetch domain, so auth challenges reach the test instead of a
-// dialog; only camd's own origin gets the credentials.
-func newBrowser(t *testing.T, path, origin, user, pass string) *browser {
+// newBrowser starts Chromium for the test, with its screenshots in the
+// artifacts subdirectory shots and any extra flags. Every request of the tab
+// passes through the Fetch domain, so auth challenges reach the test instead
+// of a dialog; only camd's own origin gets the credentials.
+func newBrowser(t *testing.T, path, shots, origin, user, pass string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
-	b := &browser{t: t, dir: screenshotDir(t), challenges: new(atomic.Int32), password: new(atomic.Pointer[string])}
+	b := &browser{t: t, dir: screenshotDir(t, shots), challenges: new(atomic.Int32), password: new(atomic.Pointer[string])}
 	b.setPassword(pass)
 	// The whole browser session is bounded; the test's own context would
 	// end before the cleanups that save a screenshot of a failure.
@@ -280,6 +456,7 @@ func newBrowser(t *testing.T, path, origin, user, pass string) *browser {
 		chromedp.WindowSize(1000, 900),
 		chromedp.CombinedOutput(out),
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	ctx, cancelTab := chromedp.NewContext(allocCtx)
 	b.ctx = ctx
@@ -433,15 +610,15 @@ func (b *browser) shot(name string) {
 	b.t.Logf("screenshot: %s", path)
 }
 
-// screenshotDir is $CAMD_ARTIFACTS/browser, or camd-artifacts/browser in the
+// screenshotDir is $CAMD_ARTIFACTS/shots, or camd-artifacts/shots in the
 // temporary directory; CI keeps the former.
-func screenshotDir(t *testing.T) string {
+func screenshotDir(t *testing.T, shots string) string {
 	t.Helper()
 	root := os.Getenv("CAMD_ARTIFACTS")
 	if root == "" {
 		root = filepath.Join(os.TempDir(), "camd-artifacts")
 	}
-	dir, err := filepath.Abs(filepath.Join(root, "browser"))
+	dir, err := filepath.Abs(filepath.Join(root, shots))
 	if err == nil {
 		err = os.MkdirAll(dir, 0o755)
 	}

@@ -1,6 +1,11 @@
 package e2e
 
 import (
+	"cmp"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +19,7 @@ import (
 	"time"
 
 	"camd/platform/ntpclock/chronytest"
+	"camd/platform/ntpclock/ntptest"
 )
 
 // clock returns /healthz's clock object.
@@ -81,8 +87,7 @@ func TestNTPDeadServerThenRecovers(t *testing.T) {
 	}
 	// A client token made now would carry a wrong date: no creation either.
 	checkUnavailable(t, p.admin(p.Password, "POST", "/admin/clients", `{"name":"porch-esp32"}`))
-	if r := p.admin(p.Password, "POST", "/admin/ui/clients", "name=porch-esp32",
-		"Content-Type: application/x-www-form-urlencoded", "Sec-Fetch-Site: same-origin"); r.Status != http.StatusServiceUnavailable ||
+	if r := p.pageForm(p.Password, "/admin/ui/clients", "name=porch-esp32"); r.Status != http.StatusServiceUnavailable ||
 		!strings.Contains(r.Body, "clock is not trusted yet") {
 		t.Errorf("create a client with the page's form while the clock is untrusted: %d %.300s", r.Status, r.Body)
 	}
@@ -199,5 +204,153 @@ func TestSetSystemClockNeedsCapability(t *testing.T) {
 	out, _ := cmd.CombinedOutput()
 	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "--set-system-clock needs CAP_SYS_TIME") {
 		t.Errorf("exit %d, output:\n%s", code, out)
+	}
+}
+
+// thirtyYears is how far ahead the issue's lying NTP server was.
+const thirtyYears = 30 * 365 * 24 * time.Hour
+
+// issuedAt returns a token's iat, read without checking its signature: the
+// test only looks at the date camd put in it.
+func issuedAt(t *testing.T, tok string) time.Time {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q is not a JWS", tok)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatalf("token payload: %v", err)
+	}
+	var claims struct{ Iat int64 }
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		t.Fatalf("token payload %s: %v", raw, err)
+	}
+	return time.Unix(claims.Iat, 0).UTC()
+}
+
+// waitJudged waits until camd has judged srv's first answer: it synced to
+// it, or it refused it and asked again (camd retries after 1 s).
+func (p *proc) waitJudged(srv *ntptest.Server) {
+	p.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for srv.Queries() < 2 && p.clock()["synced"] != true {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("the NTP server got %d queries in 20 s and camd did not sync", srv.Queries())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// lastGood reads the last-known-good time camd left in dir; zero if none.
+func lastGood(t *testing.T, dir string) time.Time {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "clock.lastgood"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatalf("clock.lastgood %q: %v", raw, err)
+	}
+	return saved
+}
+
+// TestClockOneServerFarAhead is issue 13's reproduction: one NTP server 30
+// years ahead, answering a cam whose clock is not trusted yet, must neither
+// set camd's time nor raise the last-known-good floor; after a restart with
+// an honest server, login works.
+func TestClockOneServerFarAhead(t *testing.T) {
+	// --clock ntp: untrusted until the first sync, as auto is on a cam
+	// whose RTC lost its time (that case runs in-process, in
+	// platform/ntpclock, where the system clock can read 1970).
+	dir := t.TempDir()
+	liar := ntptest.Start(t, ntptest.Behaviour{Offset: thirtyYears})
+	p := start(t, dir, "--clock=ntp", "--ntp-servers="+liar.Addr)
+	p.waitJudged(liar)
+	c := p.clock()
+	t.Logf("after one +30-year answer: healthz clock %v", c)
+	r := p.do("POST", "/api/login", `{"user":"owner","pass":"`+p.Password+`"}`)
+	if r.Status == http.StatusOK {
+		t.Errorf("login got a token issued at %s", issuedAt(t, r.field(t, "token").(string)).Format(time.RFC3339))
+	} else {
+		checkUnavailable(t, r)
+	}
+	if c["trusted"] != false || c["synced"] != false {
+		t.Errorf("healthz clock %v after one +30-year answer, want neither trusted nor synced", c)
+	}
+	pw := p.Password // printed at the first start only
+	p.stop()
+	if saved := lastGood(t, dir); saved.After(time.Now().Add(time.Hour)) {
+		t.Errorf("the last-known-good floor was saved as %s", saved.Format(time.RFC3339))
+	}
+
+	honest := ntptest.Start(t, ntptest.Behaviour{})
+	p = start(t, dir, "--clock=ntp", "--ntp-servers="+honest.Addr)
+	p.waitJudged(honest)
+	r = p.do("POST", "/api/login", `{"user":"owner","pass":"`+pw+`"}`)
+	if r.Status != http.StatusOK {
+		t.Fatalf("after a restart with an honest server, login: %d %s; healthz clock %v", r.Status, r.Body, p.clock())
+	}
+	iat := issuedAt(t, r.field(t, "token").(string))
+	t.Logf("after the restart with an honest server: healthz clock %v, token iat %s", p.clock(), iat.Format(time.RFC3339))
+	if d := time.Since(iat).Abs(); d > time.Minute {
+		t.Errorf("token issued at %s, %s from now", iat.Format(time.RFC3339), d)
+	}
+}
+
+// TestClockFloorFarAheadRecovers: a last-known-good time 30 years ahead, as
+// camd before issue 13's fix saved after one lying answer, needs no file
+// surgery. Servers that agree on the real time discard it and login works;
+// one server alone is refused, with the way out in the log.
+func TestClockFloorFarAheadRecovers(t *testing.T) {
+	tests := []struct {
+		name    string
+		mode    string
+		servers int
+		ok      bool
+	}{
+		{name: "ntp, two honest servers", mode: "ntp", servers: 2, ok: true},
+		{name: "auto, two honest servers", mode: "auto", servers: 2, ok: true},
+		{name: "ntp, one honest server", mode: "ntp", servers: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			far := time.Now().Add(thirtyYears).UTC()
+			if err := os.WriteFile(filepath.Join(dir, "clock.lastgood"), []byte(far.Format(time.RFC3339Nano)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var addrs []string
+			var first *ntptest.Server
+			for i := range tt.servers {
+				s := ntptest.Start(t, ntptest.Behaviour{Offset: time.Duration(i) * 100 * time.Millisecond})
+				first = cmp.Or(first, s)
+				addrs = append(addrs, s.Addr)
+			}
+			p := start(t, dir, "--clock="+tt.mode, "--ntp-servers="+strings.Join(addrs, ","))
+			p.waitJudged(first)
+			r := p.do("POST", "/api/login", `{"user":"owner","pass":"`+p.Password+`"}`)
+			if !tt.ok {
+				checkUnavailable(t, r)
+				if !strings.Contains(p.logs(), "two servers that agree on it discard that floor") {
+					t.Errorf("the refusal does not say how to recover:\n%s", p.logs())
+				}
+				return
+			}
+			if r.Status != http.StatusOK {
+				t.Fatalf("login: %d %s; healthz clock %v", r.Status, r.Body, p.clock())
+			}
+			if iat := issuedAt(t, r.field(t, "token").(string)); time.Since(iat).Abs() > time.Minute {
+				t.Errorf("token issued at %s", iat.Format(time.RFC3339))
+			}
+			p.stop()
+			if saved := lastGood(t, dir); time.Since(saved).Abs() > time.Minute {
+				t.Errorf("clock.lastgood holds %s after the recovery, want about now", saved.Format(time.RFC3339))
+			}
+		})
 	}
 }

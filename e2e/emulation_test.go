@@ -76,8 +76,7 @@ func testEmulated(t *testing.T, a camArch) {
 	if r := p.do("GET", "/admin", "", basicAuth("owner", p.Password), "Accept: text/html"); r.Status != http.StatusOK || !strings.Contains(r.Body, `id="greeting">hi owner<`) {
 		t.Fatalf("GET /admin as a browser: %d %.300s", r.Status, r.Body)
 	}
-	if r := p.do("POST", "/admin/ui/clients", "name=owner-phone", basicAuth("owner", p.Password),
-		"Content-Type: application/x-www-form-urlencoded", "Sec-Fetch-Site: same-origin"); r.Status != http.StatusCreated || !strings.Contains(r.Body, `<img id="qr" src="data:image/png;base64,`) {
+	if r := p.pageForm(p.Password, "/admin/ui/clients", "name=owner-phone"); r.Status != http.StatusCreated || !strings.Contains(r.Body, `<img id="qr" src="data:image/png;base64,`) {
 		t.Fatalf("create a client with the admin page's form: %d %.300s", r.Status, r.Body)
 	}
 	if r := p.do("GET", "/healthz", ""); r.Status != http.StatusOK || r.field(t, "status") != "ok" {

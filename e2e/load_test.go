@@ -39,6 +39,23 @@ const (
 	closeSlack = 3 * time.Second
 )
 
+// loadFlags raise camd's connection caps for the load tests, which hold up
+// to 1,000 connections: above the default total cap and, even spread over
+// loadSource's addresses, its pressure mark, under which idle connections are
+// closed after a second. TestIdleConnFlood tests the defaults.
+var loadFlags = []string{"--max-conns=2000"}
+
+// loadSource is the loopback address the i-th connection of a load test
+// comes from: 20 connections an address, under --max-conns-per-addr, as
+// many devices would be.
+func loadSource(i int) net.IP { return net.IPv4(127, 0, 2+byte(i/20/250), 1+byte(i/20%250)) }
+
+// dialFrom dials addr from the loopback address src.
+func dialFrom(src net.IP, addr string, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: timeout}
+	return d.Dial("tcp", addr)
+}
+
 // loadLong reports whether the long mode was asked for.
 func loadLong() bool { return os.Getenv("CAMD_TEST_LONG") == "1" }
 
@@ -273,6 +290,7 @@ func errKind(err error) string {
 // dial and every close is the test's own and counted.
 type loadWorker struct {
 	addr, tok string
+	src       net.IP // the loopback address it dials from
 	get       []byte // the GET request, the same every time
 	conn      net.Conn
 	br        *bufio.Reader
@@ -285,9 +303,9 @@ type loadWorker struct {
 	lat       []time.Duration
 }
 
-func newLoadWorker(addr, tok string) *loadWorker {
+func newLoadWorker(addr, tok string, src net.IP) *loadWorker {
 	return &loadWorker{
-		addr: addr, tok: tok,
+		addr: addr, tok: tok, src: src,
 		get:    []byte("GET /api/ack HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: Bearer " + tok + "\r\n\r\n"),
 		status: map[int]int{}, errs: map[string]int{}, errEx: map[string]string{},
 	}
@@ -328,7 +346,7 @@ var errServerClose = errors.New("camd answered with Connection: close")
 
 func (w *loadWorker) roundTrip(post bool, n int) error {
 	if w.conn == nil {
-		c, err := net.DialTimeout("tcp", w.addr, loadTimeout)
+		c, err := dialFrom(w.src, w.addr, loadTimeout)
 		if err != nil {
 			return fmt.Errorf("dial: %w", err)
 		}
@@ -374,7 +392,7 @@ func TestLoadKeepAlive(t *testing.T) {
 		dur = 30 * time.Second
 	}
 	needFDs(t, conns+256)
-	p, tally := startTallied(t, t.TempDir())
+	p, tally := startTallied(t, t.TempDir(), loadFlags...)
 	pid := p.cmd.Process.Pid
 	tok := p.login(p.Password)
 	if r := p.do("POST", "/api/ack", `{"count":1}`, bearer(tok)); r.Status != http.StatusOK {
@@ -394,7 +412,7 @@ func TestLoadKeepAlive(t *testing.T) {
 	var stop atomic.Bool
 	var warmFail atomic.Int32
 	for i := range workers {
-		w := newLoadWorker(addr, tok)
+		w := newLoadWorker(addr, tok, loadSource(i))
 		workers[i] = w
 		ready.Add(1)
 		wg.Go(func() {
@@ -587,9 +605,9 @@ type slowResult struct {
 // trickle one a second (repeating the last once they run out) until camd
 // closes the connection, or bound passes: the caller counts that as a
 // failure.
-func slowConn(addr string, head, trickle []byte, bound time.Duration) slowResult {
+func slowConn(src net.IP, addr string, head, trickle []byte, bound time.Duration) slowResult {
 	start := time.Now()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := dialFrom(src, addr, 5*time.Second)
 	if err != nil {
 		return slowResult{end: "dial: " + errKind(err)}
 	}
@@ -678,7 +696,7 @@ func TestSlowClients(t *testing.T) {
 		phase = 30 * time.Second
 	}
 	needFDs(t, slowloris+slowBodies+256)
-	p, tally := startTallied(t, t.TempDir())
+	p, tally := startTallied(t, t.TempDir(), loadFlags...)
 	pid := p.cmd.Process.Pid
 	tok := p.login(p.Password)
 	if r := p.do("POST", "/api/ack", `{"count":1}`, bearer(tok)); r.Status != http.StatusOK {
@@ -709,9 +727,9 @@ func TestSlowClients(t *testing.T) {
 	results := map[string][]slowResult{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	slot := func(kind string, head, trickle []byte, bound time.Duration) {
+	slot := func(src net.IP, kind string, head, trickle []byte, bound time.Duration) {
 		for {
-			r := slowConn(addr, head, trickle, bound)
+			r := slowConn(src, addr, head, trickle, bound)
 			mu.Lock()
 			results[kind] = append(results[kind], r)
 			mu.Unlock()
@@ -725,15 +743,19 @@ func TestSlowClients(t *testing.T) {
 			}
 		}
 	}
-	for range slowloris {
-		wg.Go(func() { slot("slowloris", nil, loris, serverReadHeaderTimeout+closeSlack) })
+	// Each slot dials from its own share of the loopback addresses, so the
+	// per-address cap leaves them to the server's timeouts; the normal
+	// client comes from 127.0.0.1.
+	for i := range slowloris {
+		wg.Go(func() { slot(loadSource(i), "slowloris", nil, loris, serverReadHeaderTimeout+closeSlack) })
 	}
 	for i := range slowBodies {
+		src := loadSource(slowloris + i)
 		if i%2 == 0 {
-			wg.Go(func() { slot("slow body /api/ack", post("/api/ack", true), ackBody, serverReadTimeout+closeSlack) })
+			wg.Go(func() { slot(src, "slow body /api/ack", post("/api/ack", true), ackBody, serverReadTimeout+closeSlack) })
 		} else {
 			wg.Go(func() {
-				slot("slow body /api/login", post("/api/login", false), loginBody, serverReadTimeout+closeSlack)
+				slot(src, "slow body /api/login", post("/api/login", false), loginBody, serverReadTimeout+closeSlack)
 			})
 		}
 	}

@@ -1,6 +1,7 @@
 package lockout
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -64,7 +65,7 @@ func checkInvariants(t testing.TB, l *Limiter) {
 	n := 0
 	var prev *entry
 	for e := l.head; e != nil; e = e.next {
-		if e.prev != prev || e.idx != -1 || l.m[e.addr] != e {
+		if e.prev != prev || e.idx != -1 || e.pending != 0 || l.m[e.addr] != e {
 			t.Fatalf("list entry %q: bad links, idx %d or map entry", e.addr, e.idx)
 		}
 		if prev != nil && prev.activity() > e.activity() {
@@ -86,8 +87,17 @@ func checkInvariants(t testing.TB, l *Limiter) {
 			t.Fatalf("heap order broken at %d", i)
 		}
 	}
-	if n+len(l.locked) != len(l.m) {
-		t.Fatalf("list %d + heap %d != map %d", n, len(l.locked), len(l.m))
+	busyN := 0
+	for _, e := range l.m {
+		if e.idx == busy {
+			if e.pending == 0 || e.prev != nil || e.next != nil || l.head == e {
+				t.Fatalf("busy entry %q: pending %d or links wrong", e.addr, e.pending)
+			}
+			busyN++
+		}
+	}
+	if n+len(l.locked)+busyN != len(l.m) {
+		t.Fatalf("list %d + heap %d + busy %d != map %d", n, len(l.locked), busyN, len(l.m))
 	}
 	if len(l.m) > l.maxEntries {
 		t.Fatalf("%d entries, bound %d", len(l.m), l.maxEntries)
@@ -426,11 +436,11 @@ func TestEvictionOrder(t *testing.T) {
 		}
 		checkInvariants(t, l)
 	})
-	t.Run("all locked: the soonest end goes", func(t *testing.T) {
+	t.Run("all locked: nothing is evicted, the new address is refused", func(t *testing.T) {
 		l, c := newLimiter(3)
 		fail(l, "a", 5) // 0-1m
 		c.Advance(time.Minute)
-		l.Failure("a") // 1m-3m: first tracked but ends last
+		l.Failure("a") // 1m-3m
 		c.Advance(time.Second)
 		fail(l, "b", 5) // ends 2m1s
 		c.Advance(time.Second)
@@ -439,39 +449,43 @@ func TestEvictionOrder(t *testing.T) {
 		if locked, _ := l.Failure("d"); locked {
 			t.Fatal("new address locked")
 		}
-		if got := tracked(l, "a", "b", "c", "d"); got != "a,c,d" {
-			t.Fatalf("tracked %s; want a,c,d", got)
+		_, err := l.Begin("d")
+		var r *Refusal
+		if !errors.As(err, &r) || r.Locked || r.RetryAfter != 58*time.Second {
+			t.Fatalf("Begin(d) = %v; want busy until b's lock ends in 58s", err)
 		}
-		for _, a := range []string{"a", "c"} {
+		if got := tracked(l, "a", "b", "c", "d"); got != "a,b,c" {
+			t.Fatalf("tracked %s; want a,b,c", got)
+		}
+		for _, a := range []string{"a", "b", "c"} {
 			if ok, _ := l.Check(a); ok {
 				t.Fatalf("%s unlocked", a)
 			}
 		}
-		if ok, _ := l.Check("b"); !ok {
-			t.Fatal("b still locked after eviction")
-		}
 		checkInvariants(t, l)
 	})
-	t.Run("all locked flood stays bounded", func(t *testing.T) {
+	t.Run("all locked flood stays bounded and unlocks nobody", func(t *testing.T) {
 		const max = 100
 		c := newClock()
 		l := New(Config{MaxFailures: 1, MaxEntries: max, Now: c.Now})
 		for i := range 10 * max {
 			c.Advance(time.Millisecond)
-			if locked, d := l.Failure(ipv4(i)); !locked || d != time.Minute {
-				t.Fatalf("Failure = %v, %v; want true, 1m", locked, d)
+			locked, d := l.Failure(ipv4(i))
+			if i < max && (!locked || d != time.Minute) {
+				t.Fatalf("Failure %d = %v, %v; want true, 1m", i, locked, d)
+			}
+			if i >= max && locked {
+				t.Fatalf("Failure %d locked an address the full table cannot hold", i)
 			}
 			if n := l.Len(); n > max {
 				t.Fatalf("Len = %d; bound %d", n, max)
 			}
 		}
 		checkInvariants(t, l)
-		// The survivors are the last max, the locks ending latest.
-		if ok, _ := l.Check(ipv4(9 * max)); ok {
-			t.Fatal("a late lock was evicted")
-		}
-		if ok, _ := l.Check(ipv4(9*max - 1)); !ok {
-			t.Fatal("an early lock survived")
+		for i := range max {
+			if ok, _ := l.Check(ipv4(i)); ok {
+				t.Fatalf("lock %d was evicted", i)
+			}
 		}
 	})
 }
@@ -496,6 +510,16 @@ func TestConcurrent(t *testing.T) {
 				case 4:
 					c.Advance(time.Duration(r.IntN(30)) * time.Second)
 				case 5:
+					if at, err := l.Begin(a); err == nil {
+						switch r.IntN(3) {
+						case 0:
+							at.Fail()
+						case 1:
+							at.Succeed()
+						default:
+							at.Abandon()
+						}
+					}
 					if n := l.Len(); n > max {
 						t.Errorf("Len = %d; bound %d", n, max)
 					}
@@ -599,5 +623,213 @@ func BenchmarkCheck(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		l.Check("192.0.2.1")
+	}
+}
+
+// refusal returns Begin's refusal, failing t when there is none.
+func refusal(t *testing.T, err error) *Refusal {
+	t.Helper()
+	var r *Refusal
+	if !errors.As(err, &r) {
+		t.Fatalf("Begin error %v; want a *Refusal", err)
+	}
+	return r
+}
+
+// TestBeginBurst is the concurrent attack: attempts in flight count before
+// any is finished, so a burst of 100 gets MaxPending reservations, and
+// however the burst is repeated no more than MaxFailures are checked before
+// the lock.
+func TestBeginBurst(t *testing.T) {
+	l, _ := newLimiter(0)
+	var (
+		mu       sync.Mutex
+		attempts []*Attempt
+		locked   int
+		busyN    int
+		wg       sync.WaitGroup
+	)
+	checked := 0
+	for round := 0; round < 10; round++ {
+		attempts = attempts[:0]
+		for range 100 {
+			wg.Go(func() {
+				at, err := l.Begin("203.0.113.9")
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					if refusal(t, err).Locked {
+						locked++
+					} else {
+						busyN++
+					}
+					return
+				}
+				attempts = append(attempts, at)
+			})
+		}
+		wg.Wait()
+		if len(attempts) > 2 {
+			t.Fatalf("round %d: %d attempts in flight at once; want at most MaxPending 2", round, len(attempts))
+		}
+		checked += len(attempts)
+		for _, at := range attempts {
+			at.Fail()
+			at.Fail() // a second call changes nothing
+		}
+		checkInvariants(t, l)
+	}
+	if checked != 5 {
+		t.Fatalf("%d passwords checked in 1,000 attempts; want exactly MaxFailures 5", checked)
+	}
+	if ok, d := l.Check("203.0.113.9"); ok || d != time.Minute {
+		t.Fatalf("Check = %v, %v; want locked for 1m", ok, d)
+	}
+	if locked == 0 || busyN == 0 {
+		t.Fatalf("refusals: %d locked, %d busy; want both kinds", locked, busyN)
+	}
+}
+
+// TestBeginBudget checks the per-address rules one step at a time.
+func TestBeginBudget(t *testing.T) {
+	l, c := newLimiter(0)
+	const a = "198.51.100.7"
+	fail(l, a, 3)
+	first, err := l.Begin(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := l.Begin(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 failures + 2 in flight reach MaxFailures: a third is refused as
+	// locked, even before MaxPending is considered.
+	if r := refusal(t, second2(l.Begin(a))); !r.Locked || r.RetryAfter != time.Second {
+		t.Fatalf("third in flight: %+v; want locked, retry 1s", r)
+	}
+	first.Abandon() // not counted: one place frees up
+	third, err := l.Begin(a)
+	if err != nil {
+		t.Fatalf("after Abandon: %v", err)
+	}
+	second.Fail()
+	third.Fail() // the fifth failure
+	if ok, _ := l.Check(a); ok {
+		t.Fatal("not locked after five failures")
+	}
+	if r := refusal(t, second2(l.Begin(a))); !r.Locked || r.RetryAfter != time.Minute {
+		t.Fatalf("while locked: %+v; want locked, 1m", r)
+	}
+	// After the lock, one attempt at a time: its failure locks again.
+	c.Advance(time.Minute)
+	at, err := l.Begin(a)
+	if err != nil {
+		t.Fatalf("after the lock: %v", err)
+	}
+	if r := refusal(t, second2(l.Begin(a))); !r.Locked {
+		t.Fatalf("second attempt after a lock: %+v; want locked", r)
+	}
+	at.Fail()
+	if ok, d := l.Check(a); ok || d != 2*time.Minute {
+		t.Fatalf("after the next failure: %v, %v; want locked 2m", ok, d)
+	}
+	// A success forgets the address, also with others in flight.
+	c.Advance(2 * time.Minute)
+	x, _ := l.Begin(a)
+	c.Advance(time.Second)
+	y, err := l.Begin("198.51.100.8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Succeed()
+	y.Succeed()
+	if n := l.Len(); n != 0 {
+		t.Fatalf("Len = %d after successes; want 0", n)
+	}
+	checkInvariants(t, l)
+}
+
+func second2(_ *Attempt, err error) error { return err }
+
+// TestBusyNotEvicted: an entry with an attempt in flight survives a flood
+// of new addresses, so the flood cannot reset its count.
+func TestBusyNotEvicted(t *testing.T) {
+	c := newClock()
+	l := New(Config{MaxEntries: 4, GlobalInterval: time.Nanosecond, Now: c.Now})
+	fail(l, "victim", 4)
+	at, err := l.Begin("victim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		c.Advance(time.Millisecond)
+		if at, err := l.Begin(ipv4(i)); err == nil {
+			at.Fail()
+		}
+	}
+	checkInvariants(t, l)
+	at.Fail()
+	if ok, _ := l.Check("victim"); ok {
+		t.Fatal("victim's fifth failure did not lock: its entry was evicted while in flight")
+	}
+}
+
+// TestGlobalBudget: once half the table is in use, attempts from any
+// address share one budget, one per GlobalInterval with bursts of
+// MaxFailures.
+func TestGlobalBudget(t *testing.T) {
+	c := newClock()
+	l := New(Config{MaxEntries: 8, Now: c.Now})
+	for i := range 4 {
+		fail(l, ipv4(i), 1)
+	}
+	allowed := 0
+	for i := 4; i < 40; i++ {
+		at, err := l.Begin(ipv4(i))
+		if err != nil {
+			if r := refusal(t, err); r.Locked || r.RetryAfter != time.Second {
+				t.Fatalf("refusal %+v; want busy, retry 1s", r)
+			}
+			continue
+		}
+		allowed++
+		at.Fail()
+	}
+	if allowed != 5 {
+		t.Fatalf("%d attempts under pressure at one instant; want the burst of 5", allowed)
+	}
+	c.Advance(time.Second)
+	at, err := l.Begin("192.0.2.200")
+	if err != nil {
+		t.Fatalf("a second later: %v", err)
+	}
+	at.Succeed()
+	checkInvariants(t, l)
+}
+
+func TestKey(t *testing.T) {
+	tests := []struct {
+		ip     string
+		prefix int
+		want   string
+	}{
+		{"192.0.2.1", 64, "192.0.2.1"},
+		{"::ffff:192.0.2.1", 64, "192.0.2.1"},
+		{"2001:db8:1:2:3:4:5:6", 64, "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", 64, "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", 64, "2001:db8:1:3::/64"},
+		{"2001:db8:1:2:3:4:5:6", 56, "2001:db8:1::/56"},
+		{"2001:db8:1:2:3:4:5:6", 128, "2001:db8:1:2:3:4:5:6"},
+		{"fe80::1%eth0", 64, "fe80::/64"},
+		{"::1", 64, "::/64"},
+		{"not an ip", 64, "not an ip"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ip, func(t *testing.T) {
+			if got := Key(tt.ip, tt.prefix); got != tt.want {
+				t.Fatalf("Key(%q, %d) = %q; want %q", tt.ip, tt.prefix, got, tt.want)
+			}
+		})
 	}
 }

@@ -41,8 +41,8 @@ type Module struct {
 	clock   clock.Clock
 	rotate  func() error
 	log     *slog.Logger
-	// fingerprint is the HTTPS certificate's, empty without TLS.
-	fingerprint string
+	// fingerprint returns the served HTTPS certificate's, empty without TLS.
+	fingerprint func() string
 
 	// For the HTML page.
 	pages   *pages
@@ -59,13 +59,13 @@ func (m *Module) Provision(d app.Deps) error {
 	m.owner, m.clients, m.tokens, m.clock, m.rotate, m.log = d.Owner, d.Clients, d.Tokens, d.Clock, d.RotateSecret, d.Log
 	m.fingerprint = d.TLSFingerprint
 	m.acks, m.secret, m.version, m.started = d.Acks, d.Secret, d.Version, time.Now()
-	pages, err := newPages(d.TLSFingerprint != "")
+	pages, err := newPages(d.TLSFingerprint() != "")
 	if err != nil {
 		return err
 	}
 	m.pages = pages
 	m.page = pages.secure(pages.csrf(m.showPage))
-	if d.TLSFingerprint == "" && !isLoopback(d.Config.Listen) {
+	if d.TLSFingerprint() == "" && !isLoopback(d.Config.Listen) {
 		d.Log.Warn("/admin uses HTTP Basic auth over plain HTTP on a non-loopback address: the owner password crosses the network in the clear",
 			slog.String("listen", d.Config.Listen))
 	}
@@ -112,6 +112,11 @@ func basicAuth(mw echo.MiddlewareFunc) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		h := mw(next)
 		return func(c echo.Context) error {
+			// As on the bearer routes: two credentials are ambiguous, and
+			// Echo would take the first.
+			if len(c.Request().Header.Values(echo.HeaderAuthorization)) > 1 {
+				return echo.NewHTTPError(http.StatusBadRequest, "more than one Authorization header")
+			}
 			err := h(c)
 			hdr := c.Response().Header()
 			if v := hdr.Get(echo.HeaderWWWAuthenticate); strings.HasPrefix(v, "basic ") {

@@ -124,8 +124,8 @@ func (m *Module) status(c echo.Context) error {
 		return err
 	}
 	st := adminStatus{Clients: len(list)}
-	if m.fingerprint != "" {
-		st.TLSFingerprint = &m.fingerprint
+	if fp := m.fingerprint(); fp != "" {
+		st.TLSFingerprint = &fp
 	}
 	return c.JSON(http.StatusOK, st)
 }

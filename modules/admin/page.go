@@ -46,11 +46,14 @@ const csrfField = "_csrf"
 const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self' data:; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
+// referrerPolicy is the page's; see newPages.
+const referrerPolicy = "same-origin"
+
 // errCSRF refuses a form that did not come from the admin page.
 var errCSRF = echo.NewHTTPError(http.StatusForbidden, "CSRF check failed: submit the form from this cam's admin page")
 
 // pages are the parsed templates and the middleware every HTML answer
-// passes through: secure sets the CSP.
+// passes through: secure sets the CSP, csrf guards the forms (csrf.go).
 type pages struct {
 	tmpl   *template.Template
 	css    []byte
@@ -67,49 +70,18 @@ func newPages(tls bool) (*pages, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin stylesheet: %w", err)
 	}
-	csrf, err := middleware.CSRFConfig{
-		TokenLookup: "form:" + csrfField,
-		CookieName:  "camd_csrf",
-		CookiePath:  "/admin",
-		// Strict: the cookie never rides along on a request another site
-		// starts, so a forged form cannot carry the token it would need.
-		CookieSameSite: http.SameSiteStrictMode,
-		CookieHTTPOnly: true,
-		CookieSecure:   tls,
-		// Only clients without Sec-Fetch-Site get this far (see
-		// sameOrigin): older browsers and scripts, which must return the
-		// token. One answer for every failure; Echo's own says 400 for a
-		// missing field.
-		ErrorHandler: func(error, echo.Context) error { return errCSRF },
-	}.ToMiddleware()
-	if err != nil {
-		return nil, fmt.Errorf("admin CSRF middleware: %w", err)
-	}
-	// The rest of the security headers (nosniff, X-Frame-Options DENY,
-	// Referrer-Policy no-referrer) are set on every answer by the app. No
+	// The rest of the security headers (nosniff, X-Frame-Options DENY)
+	// are set on every answer by the app. Its Referrer-Policy no-referrer
+	// is loosened to same-origin here: with no-referrer a browser sends
+	// "Origin: null" with the page's own form posts, which the CSRF check
+	// refuses; same-origin still sends nothing to any other origin. No
 	// HSTS: with --tls auto the certificate is self-signed, and HSTS would
 	// stop the owner from accepting it in the browser at all.
-	secure := middleware.SecureWithConfig(middleware.SecureConfig{ContentSecurityPolicy: contentSecurityPolicy})
-	return &pages{tmpl: tmpl, css: css, secure: secure, csrf: sameOrigin(csrf)}, nil
-}
-
-// sameOrigin puts a Fetch Metadata check in front of Echo's CSRF middleware.
-// A browser that sends Sec-Fetch-Site is judged by it alone, and only
-// "same-origin" passes. Echo would also pass "none" (a navigation the user
-// started, which a form post never is) and fall back to the token for
-// "same-site", but another service on this host (any port is the same site)
-// could have planted the cookie.
-func sameOrigin(csrf echo.MiddlewareFunc) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		h := csrf(next)
-		return func(c echo.Context) error {
-			site := c.Request().Header.Get(echo.HeaderSecFetchSite)
-			if site != "" && site != "same-origin" && !isSafe(c.Request().Method) {
-				return errCSRF
-			}
-			return h(c)
-		}
-	}
+	secure := middleware.SecureWithConfig(middleware.SecureConfig{
+		ContentSecurityPolicy: contentSecurityPolicy,
+		ReferrerPolicy:        referrerPolicy,
+	})
+	return &pages{tmpl: tmpl, css: css, secure: secure, csrf: newCSRFGuard(tls).middleware}, nil
 }
 
 // isSafe reports whether a method changes nothing (RFC 9110, 9.2.1).
@@ -280,13 +252,16 @@ func upText(d time.Duration) string {
 	return fmt.Sprintf("%d s", d/time.Second)
 }
 
-// csrfToken is what the page's forms carry back. With a browser that sends
-// Sec-Fetch-Site, Echo's middleware stores a placeholder instead of a token:
-// that browser's own posts are then recognised as same-origin.
+// csrfToken is what the page's forms carry back, set by the CSRF guard.
 func csrfToken(c echo.Context) string {
-	tok, _ := c.Get("csrf").(string)
+	tok, _ := c.Get(csrfKey).(string)
 	return tok
 }
+
+// bodyForm is the form from the request body, parsed by requireForm. Fields
+// in the query string are never read: a link could otherwise carry
+// confirm=yes.
+func bodyForm(c echo.Context) url.Values { return c.Request().PostForm }
 
 // renderIndex shows the admin page with a notice or an error; checked are
 // the create form's scopes to keep ticked after an error.
@@ -310,7 +285,7 @@ func (m *Module) renderIndex(c echo.Context, status int, notice, errText, newNam
 			LastSync: m.stamp(st.LastSync), NextSync: m.stamp(st.NextSync),
 			Now: at(m.clock.Now()),
 		},
-		TLSFingerprint: m.fingerprint,
+		TLSFingerprint: m.fingerprint(),
 		Secret:         secretView{Fingerprint: sec.Fingerprint, Since: m.stamp(sec.Since), External: sec.External},
 		NewName:        newName,
 	}
@@ -374,10 +349,7 @@ type createdData struct {
 // formCreateClient answers the create form: 201 with the token and its QR
 // code, or the admin page again with what was wrong.
 func (m *Module) formCreateClient(c echo.Context) error {
-	form, err := c.FormParams() // read and checked by requireForm
-	if err != nil {
-		return err
-	}
+	form := bodyForm(c)
 	name := strings.TrimSpace(form.Get("name"))
 	scopes := form["scopes"]
 	if !m.clock.Trusted() {
@@ -398,7 +370,7 @@ func (m *Module) formCreateClient(c echo.Context) error {
 		return err
 	}
 	m.log.Info("created client", "name", cl.Name, "scopes", cl.Scopes, "via", "admin page")
-	p := pairing.New(baseURL(c), cl.Name, cl.Scopes, tok, m.fingerprint)
+	p := pairing.New(baseURL(c), cl.Name, cl.Scopes, tok, m.fingerprint())
 	text, err := p.JSON()
 	if err != nil {
 		return err
@@ -412,7 +384,7 @@ func (m *Module) formCreateClient(c echo.Context) error {
 		// A data: URI from our own PNG bytes; html/template would
 		// otherwise refuse it as an unsafe URL.
 		QR:  template.URL(pairing.DataURI(png)),
-		TLS: m.fingerprint != "",
+		TLS: m.fingerprint() != "",
 	})
 }
 
@@ -444,7 +416,7 @@ func (m *Module) formRevokeClient(c echo.Context) error {
 
 // confirmed reports whether a dangerous form's confirmation box was ticked;
 // the page asks for it so that no single click rotates or re-keys.
-func confirmed(c echo.Context) bool { return c.FormValue("confirm") == "yes" }
+func confirmed(c echo.Context) bool { return bodyForm(c).Get("confirm") == "yes" }
 
 func (m *Module) formRotateSecret(c echo.Context) error {
 	if !confirmed(c) {
@@ -466,7 +438,7 @@ type messageData struct {
 }
 
 func (m *Module) formChangePassword(c echo.Context) error {
-	pw, repeat := c.FormValue("password"), c.FormValue("repeat")
+	pw, repeat := bodyForm(c).Get("password"), bodyForm(c).Get("repeat")
 	var problem string
 	switch {
 	case !confirmed(c):

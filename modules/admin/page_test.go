@@ -1,9 +1,17 @@
 package admin
 
 import (
+	"bytes"
+	"crypto/tls"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/labstack/echo/v4"
 )
 
 func TestAgoText(t *testing.T) {
@@ -86,6 +94,95 @@ func TestNoticeFor(t *testing.T) {
 		}
 		if got := noticeFor(q); got != tt.want {
 			t.Errorf("noticeFor(%q) = %q, want %q", tt.query, got, tt.want)
+		}
+	}
+}
+
+func TestCSRFTokenValid(t *testing.T) {
+	g, other := newCSRFGuard(false), newCSRFGuard(false)
+	tok := g.mint()
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := bytes.Clone(raw)
+	flipped[len(flipped)-1] ^= 1
+	nonce := bytes.Clone(raw)
+	nonce[0] ^= 1
+	tests := []struct {
+		name string
+		tok  string
+		want bool
+	}{
+		{"minted", tok, true},
+		{"another minted", g.mint(), true},
+		{"another process's", other.mint(), false},
+		{"tag changed", base64.RawURLEncoding.EncodeToString(flipped), false},
+		{"nonce changed", base64.RawURLEncoding.EncodeToString(nonce), false},
+		{"padded", tok + "=", false},
+		{"std base64", base64.StdEncoding.EncodeToString(raw), false},
+		{"cut", tok[:len(tok)-1], false},
+		{"longer", tok + "A", false},
+		{"empty", "", false},
+		{"made up", strings.Repeat("A", csrfTokenLen), false},
+	}
+	for _, tt := range tests {
+		if got := g.valid(tt.tok); got != tt.want {
+			t.Errorf("%s: valid(%q) = %v, want %v", tt.name, tt.tok, got, tt.want)
+		}
+	}
+	if len(tok) != csrfTokenLen || tok == g.mint() {
+		t.Errorf("token %q: want %d characters, a new one each time", tok, csrfTokenLen)
+	}
+}
+
+func TestCSRFFromOwnOrigin(t *testing.T) {
+	e := echo.New()
+	tests := []struct {
+		name    string
+		tls     bool
+		headers map[string][]string
+		want    bool
+	}{
+		{"Origin", false, map[string][]string{"Origin": {"http://cam.test:8080"}}, true},
+		{"Origin over TLS", true, map[string][]string{"Origin": {"https://cam.test:8080"}}, true},
+		{"Origin and same-origin", false, map[string][]string{"Origin": {"http://cam.test:8080"}, "Sec-Fetch-Site": {"same-origin"}}, true},
+		{"Referer", false, map[string][]string{"Referer": {"http://cam.test:8080/admin?done=rotated"}}, true},
+		{"Referer with user info", false, map[string][]string{"Referer": {"http://u@cam.test:8080/"}}, true},
+		{"nothing", false, nil, false},
+		{"Sec-Fetch-Site alone", false, map[string][]string{"Sec-Fetch-Site": {"same-origin"}}, false},
+		{"Origin null", false, map[string][]string{"Origin": {"null"}}, false},
+		{"Origin null, Referer own", false, map[string][]string{"Origin": {"null"}, "Referer": {"http://cam.test:8080/admin"}}, false},
+		{"Origin other port", false, map[string][]string{"Origin": {"http://cam.test:9090"}}, false},
+		{"Origin without port", false, map[string][]string{"Origin": {"http://cam.test"}}, false},
+		{"Origin other host", false, map[string][]string{"Origin": {"http://evil.test:8080"}}, false},
+		{"Origin suffix", false, map[string][]string{"Origin": {"http://cam.test:8080.evil.test"}}, false},
+		{"Origin https over HTTP", false, map[string][]string{"Origin": {"https://cam.test:8080"}}, false},
+		{"Origin http over TLS", true, map[string][]string{"Origin": {"http://cam.test:8080"}}, false},
+		{"Origin forwarded https over HTTP", false, map[string][]string{"Origin": {"https://cam.test:8080"}, "X-Forwarded-Proto": {"https"}}, false},
+		{"Origin with a path", false, map[string][]string{"Origin": {"http://cam.test:8080/"}}, false},
+		{"two Origins", false, map[string][]string{"Origin": {"http://cam.test:8080", "http://cam.test:8080"}}, false},
+		{"cross-site", false, map[string][]string{"Origin": {"http://cam.test:8080"}, "Sec-Fetch-Site": {"cross-site"}}, false},
+		{"same-site", false, map[string][]string{"Origin": {"http://cam.test:8080"}, "Sec-Fetch-Site": {"same-site"}}, false},
+		{"none", false, map[string][]string{"Origin": {"http://cam.test:8080"}, "Sec-Fetch-Site": {"none"}}, false},
+		{"two Sec-Fetch-Site", false, map[string][]string{"Origin": {"http://cam.test:8080"}, "Sec-Fetch-Site": {"same-origin", "cross-site"}}, false},
+		{"Referer other port", false, map[string][]string{"Referer": {"http://cam.test:9090/admin"}}, false},
+		{"Referer relative", false, map[string][]string{"Referer": {"/admin"}}, false},
+		{"Referer scheme-relative", false, map[string][]string{"Referer": {"//cam.test:8080/admin"}}, false},
+		{"two Referers", false, map[string][]string{"Referer": {"http://cam.test:8080/", "http://cam.test:8080/"}}, false},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(http.MethodPost, "http://cam.test:8080/admin/ui/password", nil)
+		if !tt.tls {
+			req.TLS = nil
+		} else {
+			req.TLS = &tls.ConnectionState{}
+		}
+		for k, v := range tt.headers {
+			req.Header[k] = v
+		}
+		if got := fromOwnOrigin(e.NewContext(req, httptest.NewRecorder())); got != tt.want {
+			t.Errorf("%s: fromOwnOrigin = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

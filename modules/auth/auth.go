@@ -10,7 +10,6 @@ import (
 
 	"camd/app"
 	"camd/jsonbody"
-	"camd/platform/password"
 	"camd/token"
 )
 
@@ -30,13 +29,12 @@ const BodyLimit = "4KiB"
 // Module is the login endpoint.
 type Module struct {
 	tokens    *token.Authority
-	owner     *password.Store
 	passwords *app.PasswordGate
 }
 
 // Provision mounts POST /api/login.
 func (m *Module) Provision(d app.Deps) error {
-	m.tokens, m.owner, m.passwords = d.Tokens, d.Owner, d.Passwords
+	m.tokens, m.passwords = d.Tokens, d.Passwords
 	// No login while the clock is untrusted: the token's iat and exp would
 	// be wrong, and the password check would burn CPU for nothing.
 	d.Echo.POST("/api/login", m.login, d.Tokens.RequireTrustedClock(), middleware.BodyLimit(BodyLimit))
@@ -64,18 +62,16 @@ func (m *Module) login(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ok, err := m.passwords.Check(c, user, pass)
+	// The version is the one the password was checked against, so a
+	// change that lands meanwhile refuses this token too.
+	ok, version, err := m.passwords.Check(c, user, pass)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return echo.NewHTTPError(http.StatusUnauthorized, "wrong user or password")
 	}
-	ch, err := m.owner.Changed()
-	if err != nil {
-		return err
-	}
-	tok, err := m.tokens.IssueOwner(ch.Version)
+	tok, err := m.tokens.IssueOwner(version)
 	if err != nil {
 		return err
 	}

@@ -27,17 +27,14 @@ type Module struct {
 	version string
 	started time.Time // with a monotonic reading
 	clock   clock.Clock
-	// fingerprint of the HTTPS certificate; nil without TLS.
-	fingerprint *string
+	// fingerprint returns the served HTTPS certificate's, empty without TLS.
+	fingerprint func() string
 }
 
 // Provision mounts GET /healthz.
 func (m *Module) Provision(d app.Deps) error {
 	m.version, m.clock = d.Version, d.Clock
-	if d.TLSFingerprint != "" {
-		fp := d.TLSFingerprint
-		m.fingerprint = &fp
-	}
+	m.fingerprint = d.TLSFingerprint
 	m.started = time.Now() // uptime is measured on the monotonic clock, not camd's time
 	d.Echo.GET("/healthz", m.health)
 	return nil
@@ -76,6 +73,10 @@ func timeOrNull(t time.Time) *time.Time {
 
 func (m *Module) health(c echo.Context) error {
 	st := m.clock.Status()
+	var fp *string // null without TLS
+	if s := m.fingerprint(); s != "" {
+		fp = &s
+	}
 	return c.JSON(http.StatusOK, status{
 		Status:        "ok",
 		Version:       m.version,
@@ -89,6 +90,6 @@ func (m *Module) health(c echo.Context) error {
 			Server:   st.Server,
 			NextSync: timeOrNull(st.NextSync),
 		},
-		TLSFingerprint: m.fingerprint,
+		TLSFingerprint: fp,
 	})
 }

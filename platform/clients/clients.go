@@ -325,3 +325,55 @@ func (s *Store) Run(ctx context.Context, log *slog.Logger) {
 		}
 	}
 }
+
+// CheckFile inspects clients.json at start, so that a file damaged while camd
+// was stopped is reported then, naming it, rather than refusing the start
+// with a parse error. A damaged file (empty, cut short, not a list of
+// clients, or holding a client without a valid name or an id) is moved aside
+// as clients.json.bad-<unix time>, an error is logged, and camd starts as on
+// first boot with no clients: every client token is refused until the owner
+// adds the clients again or repairs the file and moves it back (the server
+// re-reads it on the next request). That revokes rather than admits, which
+// is safe, and keeps the owner's login and admin page working to recover
+// from it. A file that cannot be read at all is an error. now dates the name
+// of the file moved aside.
+func CheckFile(dir datadir.Dir, log *slog.Logger, now func() time.Time) error {
+	unlock, err := dir.Lock()
+	if err != nil {
+		return fmt.Errorf("check clients: %w", err)
+	}
+	defer unlock()
+	path := dir.Join(FileName)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read clients %s: %w", path, err)
+	}
+	why := damage(raw)
+	if why == nil {
+		return nil
+	}
+	bad, err := atomicfile.MoveAside(path, now())
+	if err != nil {
+		return fmt.Errorf("move aside the damaged clients file %s: %w", path, err)
+	}
+	log.Error("clients file was damaged; moved it aside and started with no clients: every client token is refused until the clients are added again, or the file is repaired and moved back",
+		"path", path, "moved_to", bad, "err", why)
+	return nil
+}
+
+// damage says what is wrong with the contents of a clients file, or nil.
+func damage(raw []byte) error {
+	var list []Client
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return err
+	}
+	for i, c := range list {
+		if ValidateName(c.Name) != nil || c.ID == "" {
+			return fmt.Errorf("client %d: no valid name and id", i)
+		}
+	}
+	return nil
+}

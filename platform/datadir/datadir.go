@@ -79,14 +79,21 @@ func (d Dir) Join(name string) string { return filepath.Join(d.path, name) }
 // another process holds the lock. The lock is only for short critical
 // sections such as "read the secret, move it aside if bad, create a new one",
 // which must not interleave between two processes starting at once.
-func (d Dir) Lock() (unlock func(), err error) {
+func (d Dir) Lock() (unlock func(), err error) { return d.lock(syscall.LOCK_EX) }
+
+// RLock takes the same lock shared, for readers that must not see a writer's
+// files half changed (the password hash and its version); it blocks while
+// Lock is held, and readers do not block each other.
+func (d Dir) RLock() (unlock func(), err error) { return d.lock(syscall.LOCK_SH) }
+
+func (d Dir) lock(how int) (unlock func(), err error) {
 	name := d.Join(".lock")
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		err = syscall.Flock(int(f.Fd()), how)
 		if !errors.Is(err, syscall.EINTR) {
 			break
 		}

@@ -43,12 +43,20 @@ func (f lastGoodFile) save(t time.Time) error {
 
 // saveLastGood writes the current time when it is trusted, at most every
 // PersistEvery unless final (shutdown, or a floor just lowered). The floor
-// rises with it. The file is written outside the lock, so Now never waits
-// on flash.
+// rises with it, but never past plausibleLocked: a single source cannot
+// raise it beyond what it would be believed for. The file is written
+// outside the lock, so Now never waits on flash.
 func (c *Clock) saveLastGood(final bool) {
 	c.mu.RLock()
 	due := final || c.saved.IsZero() || time.Since(c.saved) >= c.cfg.PersistEvery
 	trusted, now := c.trustedLocked(), c.nowLocked()
+	if p := c.plausibleLocked(); now.After(p) {
+		// Capped, but never below the floor already held.
+		now = p
+		if c.floor.After(now) {
+			now = c.floor
+		}
+	}
 	c.mu.RUnlock()
 	if !trusted || !due {
 		return
@@ -64,6 +72,18 @@ func (c *Clock) saveLastGood(final bool) {
 	if now.After(c.floor) {
 		c.floor = now
 	}
+}
+
+// plausibleLocked is the latest floor camd will persist: the ceiling, or
+// the time servers last agreed on carried forward, whichever is later.
+func (c *Clock) plausibleLocked() time.Time {
+	p := c.ceiling
+	if c.anchor.agreed {
+		if t := c.anchor.ref.Add(time.Since(c.anchor.mono)); t.After(p) {
+			p = t
+		}
+	}
+	return p
 }
 
 // LastKnownGood returns the last-known-good time kept in dir, zero when

@@ -10,6 +10,12 @@
 // floor: the later of the build time and the last-known-good time, which is
 // persisted in the data directory. A reading earlier than the floor is never
 // trusted.
+//
+// One source, an NTP server or the system clock, is believed only within
+// bounds (see sync.go): not more than MaxAhead after the build time before
+// the clock is trusted, and not more than a step budget away from the trusted
+// time after. Beyond them it takes two servers that agree, and only they can
+// raise the persisted floor past the ceiling.
 package ntpclock
 
 import (
@@ -39,6 +45,12 @@ const (
 	DefaultMinBackoff   = time.Second
 	DefaultMaxBackoff   = 4 * time.Minute
 	DefaultPersistEvery = 10 * time.Minute
+	// DefaultMaxAhead is how far past the build time a single source is
+	// believed while the clock is not trusted yet. Five years covers a cam
+	// left on the same firmware for its usual service life; past that a
+	// lone server needs a second that agrees (the default pool gives four),
+	// or a larger --clock-max-ahead.
+	DefaultMaxAhead = 5 * 365 * 24 * time.Hour
 )
 
 // Config configures a Clock.
@@ -51,6 +63,10 @@ type Config struct {
 	Floor          time.Time     // clock.BuildFloor
 	Dir            datadir.Dir   // holds the last-known-good time
 	Log            *slog.Logger
+
+	// MaxAhead is how far after Floor (the build time) one source is
+	// believed: the ceiling. Zero means DefaultMaxAhead.
+	MaxAhead time.Duration
 
 	// MinBackoff and MaxBackoff bound the retry delay while syncs fail.
 	MinBackoff, MaxBackoff time.Duration
@@ -70,6 +86,7 @@ type Clock struct {
 	log       *slog.Logger
 	lastGood  lastGoodFile
 	buildTime time.Time
+	ceiling   time.Time // buildTime + MaxAhead: the latest time one source is believed
 
 	mu       sync.RWMutex
 	floor    time.Time // later of the build floor and the last-known-good time
@@ -81,6 +98,7 @@ type Clock struct {
 	lastSync time.Time
 	nextSync time.Time
 	saved    time.Time // monotonic time of the last last-known-good write
+	anchor   anchor    // where the step budget is measured from; zero before the first sync
 	writes   int       // last-known-good writes, for the flash-wear test
 }
 
@@ -114,6 +132,7 @@ func New(cfg Config) (*Clock, error) {
 	cfg.MinBackoff = orDefault(cfg.MinBackoff, DefaultMinBackoff)
 	cfg.MaxBackoff = orDefault(cfg.MaxBackoff, DefaultMaxBackoff)
 	cfg.PersistEvery = orDefault(cfg.PersistEvery, DefaultPersistEvery)
+	cfg.MaxAhead = orDefault(cfg.MaxAhead, DefaultMaxAhead)
 	if cfg.SetSystemClock {
 		if cfg.Mode == clock.ModeSystem {
 			return nil, errors.New("--set-system-clock needs NTP: it cannot be used with --clock system")
@@ -123,12 +142,19 @@ func New(cfg Config) (*Clock, error) {
 		}
 	}
 
-	c := &Clock{cfg: cfg, log: cfg.Log, lastGood: lastGoodFile{path: cfg.Dir.Join(LastGoodFileName)}, buildTime: cfg.Floor}
+	c := &Clock{cfg: cfg, log: cfg.Log, lastGood: lastGoodFile{path: cfg.Dir.Join(LastGoodFileName)},
+		buildTime: cfg.Floor, ceiling: cfg.Floor.Add(cfg.MaxAhead)}
 	c.floor = cfg.Floor
 	if t, err := c.lastGood.load(); err != nil {
 		c.log.Warn("ignoring the last-known-good time", "err", err)
 	} else if t.After(c.floor) {
 		c.floor = t
+	}
+	if c.floor.After(c.ceiling) {
+		// Only servers that agree can have put it there, or an older
+		// camd that believed one: they are also what takes it down.
+		c.log.Warn("the last-known-good time is later than a single source is believed; two NTP servers that agree on an earlier time discard it",
+			"last_known_good", c.floor, "ceiling", c.ceiling, "path", c.lastGood.path)
 	}
 	return c, nil
 }
@@ -164,11 +190,18 @@ func (c *Clock) Trusted() bool {
 }
 
 func (c *Clock) trustedLocked() bool {
-	if c.nowLocked().Before(c.floor) {
+	now := c.nowLocked()
+	if now.Before(c.floor) {
 		return false
 	}
-	if c.cfg.Mode == clock.ModeNTP {
+	switch c.cfg.Mode {
+	case clock.ModeNTP:
 		return c.synced
+	case clock.ModeAuto:
+		// An RTC past the ceiling is one source like any other: it waits
+		// for NTP. In system mode the host is the authority and nothing
+		// could confirm it, so the ceiling does not apply there.
+		return c.synced || !now.After(c.ceiling)
 	}
 	return true
 }

@@ -53,8 +53,12 @@ type Store struct {
 	changedPath string
 	params      Params
 	// slots bounds how many hashes run at once, because each takes
-	// Params.Memory of RAM and a cam has little.
-	slots chan struct{}
+	// Params.Memory of RAM and a cam has little; queue bounds how many
+	// run or wait, so a flood is refused at once instead of queueing
+	// past the server's write timeout.
+	slots    chan struct{}
+	queue    chan struct{}
+	slotWait time.Duration
 
 	chMu   sync.Mutex // guards the cached last change
 	ch     Change
@@ -110,10 +114,32 @@ func (r *recent) forget() {
 	r.digest = nil
 }
 
+// ErrBusy refuses a check that found QueueDepth checks running or waiting,
+// or that waited SlotWait for a hashing slot: the caller answers 503 with
+// Retry-After rather than keep the client waiting.
+var ErrBusy = errors.New("too many password checks in progress")
+
+// ErrChanged refuses a check that overlapped a password change: the
+// password may have been right a moment ago, and is not a guess to count.
+var ErrChanged = errors.New("the owner password changed during the check")
+
+// QueueDepth is how many checks may run or wait at once, per slot: with one
+// slot and a cam's third of a second per hash, the last in the queue waits
+// about 1.3 s.
+const QueueDepth = 4
+
+// SlotWait bounds the wait for a hashing slot. It is well below the server's
+// 30 s write timeout, so a waiting client always gets an answer.
+const SlotWait = 5 * time.Second
+
 // NewStore returns the store for dir, hashing new passwords with params and
 // running at most concurrency checks at once.
 func NewStore(dir datadir.Dir, params Params, concurrency int) *Store {
-	s := &Store{dir: dir, path: dir.Join(FileName), changedPath: dir.Join(ChangedFileName), params: params, slots: make(chan struct{}, max(concurrency, 1))}
+	concurrency = max(concurrency, 1)
+	s := &Store{
+		dir: dir, path: dir.Join(FileName), changedPath: dir.Join(ChangedFileName), params: params,
+		slots: make(chan struct{}, concurrency), queue: make(chan struct{}, concurrency*QueueDepth), slotWait: SlotWait,
+	}
 	s.recent.key = make([]byte, sha256.Size)
 	rand.Read(s.recent.key) // never fails (crypto/rand, Go 1.24+)
 	return s
@@ -137,6 +163,9 @@ func Validate(password string) error {
 // version: owner tokens carry the version they were issued under, so every
 // token from before the change is refused, whatever the clocks say. The
 // change is written first, so a crash in between only logs the owner out.
+// Both writes happen under the data directory's lock, which every check
+// takes shared while it reads the two files, so no check pairs the old hash
+// with the new version, in this process or another (camd passwd).
 func (s *Store) Set(password string, at time.Time) error {
 	if err := Validate(password); err != nil {
 		return err
@@ -151,6 +180,11 @@ func (s *Store) Set(password string, at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("set owner password: %w", err)
 	}
+	unlock, err := s.dir.Lock()
+	if err != nil {
+		return fmt.Errorf("set owner password: %w", err)
+	}
+	defer unlock()
 	if err := atomicfile.WriteFile(s.changedPath, append(raw, '\n'), 0o600); err != nil {
 		return fmt.Errorf("set owner password: %w", err)
 	}
@@ -235,12 +269,39 @@ func (s *Store) EnsureInitial(show func(password string) error) (created bool, e
 // Check reports whether user and password are the owner's. It does the full
 // hash work whatever the user name, and compares both in constant time, so
 // neither timing nor errors tell whether a user name exists.
-func (s *Store) Check(ctx context.Context, user, password string) (bool, error) {
+//
+// On success it also returns the password version that the hash belongs
+// to, which a token issued for this check must carry. The hash and the
+// version are read together (see Set), and the version is read again after
+// the hash: a check that overlapped a password change fails with
+// ErrChanged, so nothing the old password obtains outlives the change.
+func (s *Store) Check(ctx context.Context, user, password string) (ok bool, version string, err error) {
+	raw, ch, err := s.snapshot()
+	if err != nil {
+		return false, "", err
+	}
+	if ok, err = s.check(ctx, raw, user, password); !ok || err != nil {
+		return false, "", err
+	}
+	now, err := s.Changed()
+	if err != nil {
+		return false, "", err
+	}
+	if now.Version != ch.Version {
+		return false, "", ErrChanged
+	}
+	return true, ch.Version, nil
+}
+
+// Recent reports whether user and password are a credential CheckRecent
+// verified within RecentTTL for the stored hash. It never hashes, so a
+// caller may ask it before spending a guess on the check.
+func (s *Store) Recent(user, password string) (bool, error) {
 	raw, err := s.read()
 	if err != nil {
 		return false, err
 	}
-	return s.check(ctx, raw, user, password)
+	return s.recent.has(s.recent.sum(raw, user, password)), nil
 }
 
 // CheckRecent is Check for credentials a client resends with every request
@@ -263,6 +324,24 @@ func (s *Store) CheckRecent(ctx context.Context, user, password string) (bool, e
 	return ok, err
 }
 
+// snapshot reads the hash and the last change under the shared lock.
+func (s *Store) snapshot() ([]byte, Change, error) {
+	unlock, err := s.dir.RLock()
+	if err != nil {
+		return nil, Change{}, fmt.Errorf("read owner password: %w", err)
+	}
+	defer unlock()
+	raw, err := s.read()
+	if err != nil {
+		return nil, Change{}, err
+	}
+	ch, err := s.Changed()
+	if err != nil {
+		return nil, Change{}, err
+	}
+	return raw, ch, nil
+}
+
 func (s *Store) read() ([]byte, error) {
 	raw, err := os.ReadFile(s.path)
 	if err != nil {
@@ -281,14 +360,35 @@ func (s *Store) check(ctx context.Context, raw []byte, user, password string) (b
 		// answer costs the same as any other wrong password.
 		password = password[:MaxLength] + "\x00"
 	}
-	select {
-	case s.slots <- struct{}{}:
-	case <-ctx.Done():
-		return false, fmt.Errorf("check owner password: %w", ctx.Err())
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return false, err
 	}
 	passOK := h.Matches(password)
-	<-s.slots
+	release()
 	s.hashes.Add(1)
 	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(Owner)) == 1
 	return userOK && passOK, nil
+}
+
+// acquire takes a place in the queue, or fails at once with ErrBusy when it
+// is full, then waits up to slotWait for a hashing slot.
+func (s *Store) acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case s.queue <- struct{}{}:
+	default:
+		return nil, fmt.Errorf("check owner password: %d checks queued: %w", cap(s.queue), ErrBusy)
+	}
+	wait := time.NewTimer(s.slotWait)
+	defer wait.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots; <-s.queue }, nil
+	case <-ctx.Done():
+		<-s.queue
+		return nil, fmt.Errorf("check owner password: %w", ctx.Err())
+	case <-wait.C:
+		<-s.queue
+		return nil, fmt.Errorf("check owner password: waited %s for a slot: %w", s.slotWait, ErrBusy)
+	}
 }

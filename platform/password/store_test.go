@@ -6,6 +6,7 @@ package password
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -43,7 +44,7 @@ func mustCheck(t *testing.T, s *Store, user, pw string) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
-	ok, err := s.Check(ctx, user, pw)
+	ok, _, err := s.Check(ctx, user, pw)
 	if err != nil {
 		t.Fatalf("Check(%q, %q): %v", user, pw, err)
 	}
@@ -408,7 +409,7 @@ func TestCheckErrors(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			ok, err := s.Check(context.Background(), Owner, "whatever password")
+			ok, _, err := s.Check(context.Background(), Owner, "whatever password")
 			if err == nil {
 				t.Fatal("Check succeeded, want an error")
 			}
@@ -454,7 +455,7 @@ func TestCheckContext(t *testing.T) {
 			}
 			done := make(chan result, 1)
 			go func() {
-				ok, err := s.Check(tt.ctx, Owner, pw)
+				ok, _, err := s.Check(tt.ctx, Owner, pw)
 				done <- result{ok, err}
 			}()
 			var r result
@@ -484,7 +485,7 @@ func TestCheckContext(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), guard)
 		defer cancel()
-		ok, err := s.Check(ctx, Owner, pw)
+		ok, _, err := s.Check(ctx, Owner, pw)
 		if err != nil {
 			t.Error(err)
 		}
@@ -550,7 +551,7 @@ func TestCheckRecent(t *testing.T) {
 				case "recent":
 					ok, err = s.CheckRecent(context.Background(), st.user, st.pw)
 				case "check":
-					ok, err = s.Check(context.Background(), st.user, st.pw)
+					ok, _, err = s.Check(context.Background(), st.user, st.pw)
 				case "expire":
 					s.recent.mu.Lock()
 					s.recent.until = time.Now().Add(-time.Nanosecond)
@@ -571,6 +572,116 @@ func TestCheckRecent(t *testing.T) {
 						i, st.do, st.pw, ok, s.hashes.Load()-before, st.want, st.wantHashes)
 				}
 			}
+		})
+	}
+}
+
+// TestCheckQueueBound: with the queue full a check is refused at once with
+// ErrBusy, and one that waits too long for a slot is refused at its
+// deadline; neither leaves a place taken.
+func TestCheckQueueBound(t *testing.T) {
+	const pw = "correct horse battery"
+	s, _ := newTestStore(t, 1)
+	mustSet(t, s, pw)
+	s.slotWait = 50 * time.Millisecond
+
+	s.slots <- struct{}{} // a long check holds the only slot
+	for range cap(s.queue) - 1 {
+		s.queue <- struct{}{} // and the queue is one short of full
+	}
+	t.Run("waits its deadline", func(t *testing.T) {
+		begin := time.Now()
+		ok, _, err := s.Check(context.Background(), Owner, pw)
+		if !errors.Is(err, ErrBusy) || ok {
+			t.Fatalf("Check = %v, %v; want ErrBusy", ok, err)
+		}
+		if took := time.Since(begin); took < s.slotWait || took > guard {
+			t.Fatalf("refused after %v; want after the %v deadline", took, s.slotWait)
+		}
+	})
+	s.queue <- struct{}{} // now full
+	t.Run("refused at once when full", func(t *testing.T) {
+		s.slotWait = guard // a wait would fail the test's time bound
+		begin := time.Now()
+		ok, _, err := s.Check(context.Background(), Owner, pw)
+		if !errors.Is(err, ErrBusy) || ok {
+			t.Fatalf("Check = %v, %v; want ErrBusy", ok, err)
+		}
+		if took := time.Since(begin); took >= guard {
+			t.Fatalf("refused after %v; want at once", took)
+		}
+	})
+	for range cap(s.queue) {
+		<-s.queue
+	}
+	<-s.slots
+	if !mustCheck(t, s, Owner, pw) {
+		t.Fatal("the right password fails once the queue is free")
+	}
+	if len(s.slots) != 0 || len(s.queue) != 0 {
+		t.Fatalf("%d slots and %d queue places still taken", len(s.slots), len(s.queue))
+	}
+}
+
+// TestCheckRacesSet: checks of the old password racing Set, in this store
+// and from a second one as camd passwd would be, never succeed with the
+// version the new password got, so every token they could sign is refused
+// after Set returns.
+func TestCheckRacesSet(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		other bool
+	}{{"same store", false}, {"another process's store", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, d := newTestStore(t, 2)
+			mustSet(t, s, "old password")
+			setter := s
+			if tt.other {
+				setter = NewStore(d, cheapParams, 1)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			var (
+				mu       sync.Mutex
+				versions []string
+				wg       sync.WaitGroup
+			)
+			for range 4 {
+				wg.Go(func() {
+					for ctx.Err() == nil {
+						ok, v, err := s.Check(ctx, Owner, "old password")
+						if ok {
+							mu.Lock()
+							versions = append(versions, v)
+							mu.Unlock()
+						} else if err != nil && !errors.Is(err, ErrChanged) && !errors.Is(err, ErrBusy) && ctx.Err() == nil {
+							t.Error(err)
+						}
+					}
+				})
+			}
+			for i := range 20 {
+				time.Sleep(2 * time.Millisecond)
+				if err := setter.Set(fmt.Sprintf("new password %d", i), time.Now()); err != nil {
+					t.Fatal(err)
+				}
+				ch, err := s.Changed()
+				if err != nil {
+					t.Fatal(err)
+				}
+				mu.Lock()
+				for _, v := range versions {
+					if v == ch.Version {
+						t.Errorf("set %d: an old-password check succeeded with the new version", i)
+					}
+				}
+				versions = versions[:0]
+				mu.Unlock()
+				if err := setter.Set("old password", time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cancel()
+			wg.Wait()
 		})
 	}
 }

@@ -7,9 +7,16 @@
 // rather than trust a chain. The certificate therefore lives long and must stay
 // the same across restarts: deleting both files and restarting makes a new one,
 // and every client must then pin again.
+//
+// Its dates come from the clock at first start, which on a cam without an RTC
+// may read 1970. Auto re-signs it with the same key once the time is trusted
+// and outside its validity: the certificate's fingerprint changes then, its
+// public key (what curl --pinnedpubkey pins) does not.
 package tlscert
 
 import (
+	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -29,9 +36,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"camd/platform/atomicfile"
+	"camd/platform/clock"
 	"camd/platform/datadir"
 )
 
@@ -185,11 +194,138 @@ func LoadFiles(certPath, keyPath string) (*Cert, error) {
 // ServerConfig returns a tls.Config for camd's listener: TLS 1.2 minimum, the
 // certificate, and nothing else unusual. Each call returns a new Config.
 func ServerConfig(c *Cert) *tls.Config {
-	return &tls.Config{
-		// TLS 1.0 and 1.1 are deprecated (RFC 8996); every phone and
-		// browser still in use speaks 1.2.
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{c.TLS},
+	cfg := baseConfig()
+	cfg.Certificates = []tls.Certificate{c.TLS}
+	return cfg
+}
+
+func baseConfig() *tls.Config {
+	// TLS 1.0 and 1.1 are deprecated (RFC 8996); every phone and browser
+	// still in use speaks 1.2.
+	return &tls.Config{MinVersion: tls.VersionTLS12}
+}
+
+// Covers reports whether t is within the certificate's validity.
+func (c *Cert) Covers(t time.Time) bool {
+	return !t.Before(c.TLS.Leaf.NotBefore) && !t.After(c.NotAfter)
+}
+
+// Auto is the --tls auto certificate, served live: Renew replaces it, and the
+// next handshake gets the new one without a restart.
+type Auto struct {
+	dir datadir.Dir
+	log *slog.Logger
+	cur atomic.Pointer[Cert]
+}
+
+// OpenAuto loads or creates the certificate kept in dir, as LoadOrCreate.
+func OpenAuto(dir datadir.Dir, log *slog.Logger, now func() time.Time) (*Auto, error) {
+	c, err := LoadOrCreate(dir, log, now)
+	if err != nil {
+		return nil, err
+	}
+	a := &Auto{dir: dir, log: log}
+	a.cur.Store(c)
+	return a, nil
+}
+
+// Cert returns the certificate being served.
+func (a *Auto) Cert() *Cert { return a.cur.Load() }
+
+// ServerConfig is ServerConfig for the live certificate: each handshake
+// gets the current one.
+func (a *Auto) ServerConfig() *tls.Config {
+	cfg := baseConfig()
+	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &a.Cert().TLS, nil }
+	return cfg
+}
+
+// Renew makes the certificate cover now, which the caller trusts: when now
+// is outside its validity, it signs a new one with the same key, for the same
+// names, valid from now, writes it over tls.crt and serves it from then on.
+// It reports whether the certificate changed. The fingerprint changes with
+// it; the public key does not.
+func (a *Auto) Renew(now time.Time) (bool, error) {
+	old := a.Cert()
+	if old.Covers(now) {
+		return false, nil
+	}
+	unlock, err := a.dir.Lock()
+	if err != nil {
+		return false, fmt.Errorf("renew TLS certificate: %w", err)
+	}
+	defer unlock()
+	certPath := a.dir.Join(CertFileName)
+	// Another process on this directory may have renewed it already.
+	if c, err := a.readPair(); err == nil && c.Covers(now) && samePublicKey(c, old) {
+		a.cur.Store(c)
+		return true, nil
+	}
+	signer, ok := old.TLS.PrivateKey.(crypto.Signer)
+	if !ok {
+		return false, fmt.Errorf("renew TLS certificate %s: key of type %T cannot sign", certPath, old.TLS.PrivateKey)
+	}
+	leaf := old.TLS.Leaf
+	der, err := signCert(signer, now, leaf.DNSNames, leaf.IPAddresses)
+	if err != nil {
+		return false, err
+	}
+	c, err := withLeaf(der, old.TLS.PrivateKey)
+	if err != nil {
+		return false, fmt.Errorf("renew TLS certificate: %w", err)
+	}
+	if err := atomicfile.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return false, fmt.Errorf("renew TLS certificate: %w", err)
+	}
+	a.cur.Store(c)
+	a.log.Warn("renewed the self-signed TLS certificate with the same key: its dates did not cover the trusted time; clients that pin the certificate's SHA-256 must pin the new one, public-key pins still match",
+		"cert", certPath, "sha256", c.Fingerprint, "previous_sha256", old.Fingerprint,
+		"previous_not_before", leaf.NotBefore.UTC().Format(time.RFC3339), "previous_not_after", old.NotAfter.UTC().Format(time.RFC3339),
+		"not_after", c.NotAfter.UTC().Format(time.RFC3339))
+	return true, nil
+}
+
+// readPair reads the pair in the data directory as it is now.
+func (a *Auto) readPair() (*Cert, error) {
+	certPEM, err := readFile(a.dir.Join(CertFileName))
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := readFile(a.dir.Join(KeyFileName))
+	if err != nil {
+		return nil, err
+	}
+	return fromPair(certPEM, keyPEM)
+}
+
+func samePublicKey(a, b *Cert) bool {
+	pa, ok := a.TLS.Leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pa.Equal(b.TLS.Leaf.PublicKey)
+}
+
+// Watch renews the certificate whenever clk is trusted and its time is
+// outside the certificate's validity, checking every interval until ctx
+// ends: the cam may have made it at first start with a clock reading 1970,
+// and its time becomes trusted only after an NTP sync. A failure is logged
+// once and retried.
+func (a *Auto) Watch(ctx context.Context, clk clock.Clock, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !clk.Trusted() {
+			continue
+		}
+		_, err := a.Renew(clk.Now())
+		if err != nil && !failing {
+			a.log.Error("could not renew the TLS certificate; serving the old one and retrying", "err", err)
+		}
+		failing = err != nil
 	}
 }
 
@@ -244,6 +380,16 @@ func fromPair(certPEM, keyPEM []byte) (*Cert, error) {
 	return &Cert{TLS: pair, Fingerprint: Fingerprint(pair.Certificate[0]), NotAfter: leaf.NotAfter}, nil
 }
 
+// withLeaf is the Cert of one DER certificate and its key.
+func withLeaf(der []byte, key crypto.PrivateKey) (*Cert, error) {
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	pair := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return &Cert{TLS: pair, Fingerprint: Fingerprint(der), NotAfter: leaf.NotAfter}, nil
+}
+
 // create makes a new certificate and key and writes them into place.
 //
 // The key is written first, and atomicfile.Create has fsynced both the file
@@ -283,29 +429,13 @@ func newCert(now time.Time, hostname string) (certPEM, keyPEM []byte, err error)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate TLS key: %w", err)
 	}
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, nil, err
-	}
 	dns := []string{"localhost"}
 	if validHostname(hostname) && !strings.EqualFold(hostname, "localhost") {
 		dns = append(dns, hostname)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "camd"},
-		DNSNames:              dns,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.AddDate(validity, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  false,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := signCert(key, now, dns, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback})
 	if err != nil {
-		return nil, nil, fmt.Errorf("create TLS certificate: %w", err)
+		return nil, nil, err
 	}
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -314,6 +444,32 @@ func newCert(now time.Time, hostname string) (certPEM, keyPEM []byte, err error)
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
 	return certPEM, keyPEM, nil
+}
+
+// signCert makes a self-signed server certificate for key (DER), valid from
+// now less backdate for validity years.
+func signCert(key crypto.Signer, now time.Time, dns []string, ips []net.IP) ([]byte, error) {
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "camd"},
+		DNSNames:              dns,
+		IPAddresses:           ips,
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.AddDate(validity, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  false,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("create TLS certificate: %w", err)
+	}
+	return der, nil
 }
 
 // randomSerial returns a random positive serial of up to 128 bits: unique
