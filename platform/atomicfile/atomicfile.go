@@ -106,10 +106,12 @@ func writeTemp(path string, data []byte, perm fs.FileMode) (_ *os.File, err erro
 	}
 	var f *os.File
 	// RemoveTemps may take the name between its creation and the lock; a
-	// fresh name then. Twice in a row would take two starts in a few
-	// microseconds; the bound only rules out a loop.
+	// fresh name then. A start-up cleanup hits that window rarely, but a
+	// writer descheduled there on a loaded machine can lose it several
+	// times in a row (seen: 3, under go test -race with a cleanup loop);
+	// the bound only rules out a loop.
 	for attempt := 0; f == nil; attempt++ {
-		if attempt == 3 {
+		if attempt == 100 {
 			return nil, fmt.Errorf("atomicfile: temp for %s: removed by a concurrent cleanup %d times", path, attempt)
 		}
 		if f, err = createLocked(dir, "."+base+tempInfix+"*"); err != nil {
