@@ -221,8 +221,10 @@ func TestAdminPageHeaders(t *testing.T) {
 	case !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/admin" || c.Secure:
 		t.Errorf("cookie %q: want HttpOnly, SameSite=Strict, Path=/admin, not Secure over plain HTTP", c.String())
 	}
-	if got := pageCSRF(t, r.Body); got != c.Value {
-		t.Errorf("the forms carry _csrf %q, the cookie %q", got, c.Value)
+	// The field is a MAC of the cookie, never the cookie itself: a page
+	// on another port of the host receives the cookie too.
+	if got := pageCSRF(t, r.Body); got == c.Value || len(got) != 43 {
+		t.Errorf("the forms carry _csrf %q with the cookie %q: want a 43-character MAC, not the cookie", got, c.Value)
 	}
 
 	key := readSecret(t, s)
@@ -448,9 +450,9 @@ func TestAdminFormsCSRF(t *testing.T) {
 	if c == nil {
 		t.Fatalf("no %s cookie", csrfCookie)
 	}
-	valid := pageCSRF(t, page.Body)
-	if c.Value != valid {
-		t.Fatalf("cookie %q, field %q", c.Value, valid)
+	ck, valid := c.Value, pageCSRF(t, page.Body)
+	if ck == valid {
+		t.Fatalf("the field is the cookie %q", ck)
 	}
 	wrong := strings.Repeat("x", len(valid))
 	// madeUp has the token's form, but camd did not sign it.
@@ -474,35 +476,38 @@ func TestAdminFormsCSRF(t *testing.T) {
 		accepted bool
 	}{
 		{name: "no field, no cookie"},
-		{name: "cookie, wrong field", cookies: []string{valid}, field: wrong},
+		{name: "cookie, wrong field", cookies: []string{ck}, field: wrong},
 		{name: "field, no cookie", field: valid},
-		{name: "valid, but cross-site", cookies: []string{valid}, field: valid, fetch: "cross-site"},
+		{name: "valid, but cross-site", cookies: []string{ck}, field: valid, fetch: "cross-site"},
 		// Any port on this host is the same site.
-		{name: "valid, but same-site", cookies: []string{valid}, field: valid, fetch: "same-site"},
+		{name: "valid, but same-site", cookies: []string{ck}, field: valid, fetch: "same-site"},
 		// "none" is a navigation the user started, never a form post.
-		{name: "valid, but none", cookies: []string{valid}, field: valid, fetch: "none"},
+		{name: "valid, but none", cookies: []string{ck}, field: valid, fetch: "none"},
 		{name: "same-origin, no token", fetch: "same-origin"},
 		// Issue 13: a page on another port planted the cookie and posts
 		// the field to match. Echo's double-submit check took this pair.
 		{name: "planted pair of the token's form", cookies: []string{madeUp}, field: madeUp},
 		{name: "planted pair", cookies: []string{"forged"}, field: "forged"},
-		{name: "planted pair shadowing the real cookie", cookies: []string{madeUp, valid}, field: madeUp},
-		{name: "valid, in the query string only", cookies: []string{valid}, query: valid},
-		{name: "valid, but no Origin or Referer", cookies: []string{valid}, field: valid, origins: []string{none}},
-		{name: "valid, but Origin null", cookies: []string{valid}, field: valid, origins: []string{"null"}},
-		{name: "valid, but Origin another port", cookies: []string{valid}, field: valid, origins: []string{otherPort}},
-		{name: "valid, but Origin https", cookies: []string{valid}, field: valid, origins: []string{"https://" + u.Host}},
-		{name: "valid, but Origin another host", cookies: []string{valid}, field: valid, origins: []string{"http://localhost:" + u.Port()}},
-		{name: "valid, but Origin with a path", cookies: []string{valid}, field: valid, origins: []string{s.URL + "/admin"}},
-		{name: "valid, but two Origins", cookies: []string{valid}, field: valid, origins: []string{s.URL, otherPort}},
-		{name: "valid, but Referer another port", cookies: []string{valid}, field: valid, origins: []string{none}, referer: otherPort + "/admin"},
-		{name: "valid, but Origin another port and Referer own", cookies: []string{valid}, field: valid, origins: []string{otherPort}, referer: s.URL + "/admin"},
-		{name: "valid, own Origin", cookies: []string{valid}, field: valid, accepted: true},
-		{name: "valid, own Origin, same-origin", cookies: []string{valid}, field: valid, fetch: "same-origin", accepted: true},
-		{name: "valid, own Referer, no Origin", cookies: []string{valid}, field: valid, origins: []string{none}, referer: s.URL + "/admin?done=rotated", accepted: true},
+		{name: "planted pair shadowing the real cookie", cookies: []string{madeUp, ck}, field: madeUp},
+		// A page on another port receives camd's cookie, as a browser
+		// sends cookies to every port of a host: its value is no field.
+		{name: "the real cookie's value as the field", cookies: []string{ck}, field: ck},
+		{name: "valid, in the query string only", cookies: []string{ck}, query: valid},
+		{name: "valid, but no Origin or Referer", cookies: []string{ck}, field: valid, origins: []string{none}},
+		{name: "valid, but Origin null", cookies: []string{ck}, field: valid, origins: []string{"null"}},
+		{name: "valid, but Origin another port", cookies: []string{ck}, field: valid, origins: []string{otherPort}},
+		{name: "valid, but Origin https", cookies: []string{ck}, field: valid, origins: []string{"https://" + u.Host}},
+		{name: "valid, but Origin another host", cookies: []string{ck}, field: valid, origins: []string{"http://localhost:" + u.Port()}},
+		{name: "valid, but Origin with a path", cookies: []string{ck}, field: valid, origins: []string{s.URL + "/admin"}},
+		{name: "valid, but two Origins", cookies: []string{ck}, field: valid, origins: []string{s.URL, otherPort}},
+		{name: "valid, but Referer another port", cookies: []string{ck}, field: valid, origins: []string{none}, referer: otherPort + "/admin"},
+		{name: "valid, but Origin another port and Referer own", cookies: []string{ck}, field: valid, origins: []string{otherPort}, referer: s.URL + "/admin"},
+		{name: "valid, own Origin", cookies: []string{ck}, field: valid, accepted: true},
+		{name: "valid, own Origin, same-origin", cookies: []string{ck}, field: valid, fetch: "same-origin", accepted: true},
+		{name: "valid, own Referer, no Origin", cookies: []string{ck}, field: valid, origins: []string{none}, referer: s.URL + "/admin?done=rotated", accepted: true},
 		// A planted cookie comes first (its path is longer), and must not
 		// lock the owner out.
-		{name: "valid behind a planted cookie", cookies: []string{madeUp, valid}, field: valid, accepted: true},
+		{name: "valid behind a planted cookie", cookies: []string{madeUp, ck}, field: valid, accepted: true},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -590,6 +595,7 @@ func TestAdminFormsCSRF(t *testing.T) {
 func TestAdminFormsCSRFToken(t *testing.T) {
 	dir := t.TempDir()
 	s := startServer(t, dir, serverOpts{})
+	fields := map[string]string{} // cookie token -> the page's field
 	get := func(s *server, cookies ...string) string {
 		t.Helper()
 		headers := []string{ownerBasic(s.Password), "Accept: text/html"}
@@ -601,9 +607,7 @@ func TestAdminFormsCSRFToken(t *testing.T) {
 		if r.Status != http.StatusOK || c == nil {
 			t.Fatalf("GET /admin: %d, cookie %v", r.Status, c)
 		}
-		if tok := pageCSRF(t, r.Body); tok != c.Value {
-			t.Fatalf("field %q, cookie %q", tok, c.Value)
-		}
+		fields[c.Value] = pageCSRF(t, r.Body)
 		if !slices.Contains(r.Header.Values("Vary"), "Cookie") {
 			t.Errorf("Vary %q, want Cookie among them", r.Header.Values("Vary"))
 		}
@@ -630,7 +634,7 @@ func TestAdminFormsCSRFToken(t *testing.T) {
 	}
 	s2 := startServer(t, dir, serverOpts{})
 	s2.Password = pw
-	r := do(t, "POST", s2.URL+"/admin/ui/rotate-secret", url.Values{"_csrf": {first}, "confirm": {"yes"}}.Encode(),
+	r := do(t, "POST", s2.URL+"/admin/ui/rotate-secret", url.Values{"_csrf": {fields[first]}, "confirm": {"yes"}}.Encode(),
 		formCT, "Origin: "+s2.URL, "Cookie: "+csrfCookie+"="+first, ownerBasic(pw))
 	if r.Status != http.StatusForbidden {
 		t.Errorf("a token of the previous process: %d %s, want 403", r.Status, r.Body)
@@ -647,7 +651,7 @@ func TestAdminFormsBodyOnly(t *testing.T) {
 	s := startServer(t, "", serverOpts{})
 	page := do(t, "GET", s.URL+"/admin", "", ownerBasic(s.Password), "Accept: text/html")
 	tok := pageCSRF(t, page.Body)
-	headers := []string{formCT, "Origin: " + s.URL, "Cookie: " + csrfCookie + "=" + tok, ownerBasic(s.Password)}
+	headers := []string{formCT, "Origin: " + s.URL, "Cookie: " + csrfCookie + "=" + cookie(page.Header, csrfCookie).Value, ownerBasic(s.Password)}
 	body := url.Values{"_csrf": {tok}}
 	const newPassword = "a new owner password"
 	keyBefore := readSecret(t, s)
@@ -778,7 +782,7 @@ func TestAdminFormChunked(t *testing.T) {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set("Sec-Fetch-Site", "same-origin")
 			req.Header.Set("Origin", s.URL)
-			req.Header.Set("Cookie", csrfCookie+"="+tok)
+			req.Header.Set("Cookie", csrfCookie+"="+cookie(page.Header, csrfCookie).Value)
 			req.Header.Set("Authorization", "Basic "+basic("owner", s.Password))
 			client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: noFollow}
 			res, err := client.Do(req)
@@ -925,7 +929,7 @@ func TestAdminFormsCSRFScheme(t *testing.T) {
 				t.Fatalf("cookie %v over %s", c, tc.scheme)
 			}
 			tok := pageCSRF(t, page.Body)
-			headers := []string{formCT, "Origin: " + tc.origin + "://" + host, "Cookie: " + csrfCookie + "=" + tok, ownerBasic(s.Password)}
+			headers := []string{formCT, "Origin: " + tc.origin + "://" + host, "Cookie: " + csrfCookie + "=" + c.Value, ownerBasic(s.Password)}
 			if tc.forwards {
 				headers = append(headers, "X-Forwarded-Proto: https")
 			}

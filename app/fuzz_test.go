@@ -663,10 +663,11 @@ const fuzzOrigin = "http://example.com"
 // fuzzCSRF is the oracle for the CSRF check. The post must say it comes
 // from fuzzOrigin: Sec-Fetch-Site, if sent, same-origin; Origin exactly
 // fuzzOrigin, or with no Origin a Referer whose scheme and host are. And the
-// body (not the query string) must carry tok, the token the page handed out,
-// as its first _csrf value, with a camd_csrf cookie of the same value (net/http
-// parses the Cookie header). No other token exists: only camd can sign one.
-func fuzzCSRF(site, origin, referer, cookieHeader string, form url.Values, tok string) bool {
+// body (not the query string) must carry field, the one the page's forms
+// carry, as its first _csrf value, with tok, the camd_csrf cookie the page
+// set, among the cookies (net/http parses the Cookie header). No other pair
+// exists: only camd can sign a cookie, and only camd derives its field.
+func fuzzCSRF(site, origin, referer, cookieHeader string, form url.Values, tok, field string) bool {
 	if site != "" && site != "same-origin" {
 		return false
 	}
@@ -683,43 +684,45 @@ func fuzzCSRF(site, origin, referer, cookieHeader string, form url.Values, tok s
 	default:
 		return false
 	}
-	if form.Get("_csrf") != tok {
+	if form.Get("_csrf") != field {
 		return false
 	}
 	r := http.Request{Header: http.Header{"Cookie": {cookieHeader}}}
 	return slices.ContainsFunc(r.Cookies(), func(c *http.Cookie) bool { return c.Name == "camd_csrf" && c.Value == tok })
 }
 
-// fuzzPageToken gets the CSRF token the admin page hands out, from its
-// cookie, as a browser would.
-func fuzzPageToken(tb testing.TB, fa *fuzzApp, basicAuth []string) string {
+// fuzzPageToken gets the CSRF cookie the admin page sets and the field its
+// forms carry, as a browser would.
+func fuzzPageToken(tb testing.TB, fa *fuzzApp, basicAuth []string) (tok, field string) {
 	tb.Helper()
 	req := httptest.NewRequest(http.MethodGet, "/admin", nil)
 	req.Header.Set("Accept", "text/html")
 	req.Header["Authorization"] = basicAuth
 	rec := httptest.NewRecorder()
 	fa.h.ServeHTTP(rec, req)
+	m := regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindStringSubmatch(rec.Body.String())
 	for _, c := range rec.Result().Cookies() {
-		if c.Name == "camd_csrf" && c.Value != "" && strings.Contains(rec.Body.String(), `name="_csrf" value="`+c.Value+`"`) {
-			return c.Value
+		if c.Name == "camd_csrf" && c.Value != "" && m != nil && m[1] != c.Value {
+			return c.Value, m[1]
 		}
 	}
-	tb.Fatalf("setup: GET /admin: %d, no camd_csrf cookie matching the page's field", rec.Code)
-	return ""
+	tb.Fatalf("setup: GET /admin: %d, no camd_csrf cookie and a _csrf field apart from it", rec.Code)
+	return "", ""
 }
 
 // FuzzAdminForm posts arbitrary form bodies and query strings, with
 // arbitrary Sec-Fetch-Site, Origin, Referer and CSRF cookies, to the admin
-// page's forms, with the owner's Basic credentials. "$TOKEN" in the query,
-// body or cookie stands for the token the page handed out. Refusals before
+// page's forms, with the owner's Basic credentials. "$TOKEN" and "$FIELD" in
+// the query, body or cookie stand for the cookie the page set and the field
+// its forms carry. Refusals before
 // the handler (413, 400 for an unreadable form, 403 CSRF) are JSON; the
 // handler answers with a page. The oracles decide which: a forged form is
 // always 403, a client is created only with a valid name and known scopes,
 // the password changes only when confirmed and repeated, and only fields of
 // the body count.
 func FuzzAdminForm(f *testing.F) {
-	const tokRef = "$TOKEN"
-	own, tokField, tokCookie := fuzzOrigin, "_csrf="+tokRef, "camd_csrf="+tokRef
+	const tokRef, fieldRef = "$TOKEN", "$FIELD"
+	own, tokField, tokCookie := fuzzOrigin, "_csrf="+fieldRef, "camd_csrf="+tokRef
 	for _, s := range []struct {
 		route                                      uint8
 		query, body, site, origin, referer, cookie string
@@ -747,6 +750,10 @@ func FuzzAdminForm(f *testing.F) {
 		{0, "", "name=x&" + tokField, "same-site", own, "", tokCookie},
 		{0, "", "name=x&" + tokField, "none", own, "", tokCookie},
 		{0, "", "name=x&_csrf=" + tokRef + "x", "", own, "", "camd_csrf=" + tokRef + "x"},
+		// The cookie's value as the field: what a page on another port,
+		// which receives the cookie, could send.
+		{0, "", "name=x&_csrf=" + tokRef, "", own, "", tokCookie},
+		{0, "", "name=x&_csrf=" + fieldRef, "", own, "", "camd_csrf=" + fieldRef},
 		// Unreadable or oversized forms.
 		{0, "", "name=%zz&" + tokField, "", own, "", tokCookie},
 		{0, "", "name=a;b&" + tokField, "", own, "", tokCookie},
@@ -768,11 +775,10 @@ func FuzzAdminForm(f *testing.F) {
 	}
 	fa := newFuzzApp(f)
 	basicAuth := []string{"Basic " + basic("owner", fuzzPassword)}
-	tok := fuzzPageToken(f, fa, basicAuth)
+	tok, field := fuzzPageToken(f, fa, basicAuth)
+	refs := strings.NewReplacer(tokRef, tok, fieldRef, field)
 	f.Fuzz(func(t *testing.T, route uint8, query, body, site, origin, referer, cookie string) {
-		query = strings.ReplaceAll(query, tokRef, tok)
-		body = strings.ReplaceAll(body, tokRef, tok)
-		cookie = strings.ReplaceAll(cookie, tokRef, tok)
+		query, body, cookie = refs.Replace(query), refs.Replace(body), refs.Replace(cookie)
 		path := fuzzFormRoutes[int(route)%len(fuzzFormRoutes)]
 		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
 		req.URL.RawQuery = query
@@ -814,7 +820,7 @@ func FuzzAdminForm(f *testing.F) {
 		case parseErr != nil || queryErr != nil:
 			want(http.StatusBadRequest)
 			return
-		case !fuzzCSRF(site, origin, referer, cookie, form, tok):
+		case !fuzzCSRF(site, origin, referer, cookie, form, tok, field):
 			want(http.StatusForbidden)
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"camd/config"
+	"camd/lockout"
 	"camd/platform/connlimit"
 )
 
@@ -28,11 +29,11 @@ func newConnLimiter(cfg config.Config, tls bool, log *slog.Logger) *connlimit.Li
 		log.Warn("--max-conns leaves fewer than 64 of the open-files limit for camd's own files; new connections may fail with EMFILE",
 			"max_conns", maxConns, "nofile", nofile)
 	}
-	proxies := cfg.Proxies()
+	proxies, prefix := cfg.Proxies(), cfg.LockoutPrefix()
 	c := connlimit.Config{
-		Max:      maxConns,
-		PerAddr:  cfg.MaxConnsPerAddr,
-		V6Prefix: cfg.LockoutPrefix(), // one client, as the lockout counts them
+		Max:     maxConns,
+		PerAddr: cfg.MaxConnsPerAddr,
+		Key:     func(a netip.Addr) string { return lockout.KeyAddr(a, prefix) }, // one client, as the lockout counts them
 		Exempt: func(a netip.Addr) bool {
 			ip := net.IP(a.AsSlice())
 			for _, n := range proxies {

@@ -131,9 +131,10 @@ func (c Config) LockoutPrefix() int {
 	return c.LockoutIPv6Prefix
 }
 
-// DefaultMaxConnsPerAddr is a browser's six connections several times over,
-// and few enough that one address holds an eighth of a cam's 256.
-const DefaultMaxConnsPerAddr = 32
+// DefaultMaxConnsPerAddr is a browser's six connections ten times over, room
+// for a benchmark's or a dashboard's 32 beside them, and few enough that one
+// address holds a quarter of a cam's 256.
+const DefaultMaxConnsPerAddr = 64
 
 // MaxMaxConns bounds both connection caps: far above any cam's file limit.
 const MaxMaxConns = 1 << 20

@@ -254,7 +254,7 @@ func TestParseHelp(t *testing.T) {
 				"--set-system-clock", "CAMD_SET_SYSTEM_CLOCK", "(default auto)", "0.pool.ntp.org",
 				"--tls", "CAMD_TLS", "--tls-cert", "CAMD_TLS_CERT", "--tls-key", "CAMD_TLS_KEY", "--trusted-proxies", "CAMD_TRUSTED_PROXIES",
 				"--clock-max-ahead", "CAMD_CLOCK_MAX_AHEAD", "(default 43800h0m0s)",
-				"--max-conns", "CAMD_MAX_CONNS", "--max-conns-per-addr", "CAMD_MAX_CONNS_PER_ADDR", "(default 32)",
+				"--max-conns", "CAMD_MAX_CONNS", "--max-conns-per-addr", "CAMD_MAX_CONNS_PER_ADDR", "(default 64)",
 				"(default :8080)", "(default 1h0m0s)", "(default text)",
 				"camd passwd", "camd version",
 			} {

@@ -146,7 +146,7 @@ func TestIdleConnFlood(t *testing.T) {
 		// lowers it), and --max-conns-per-addr. The test passes no flag,
 		// so it runs unchanged against a camd without caps.
 		maxConns   = 256
-		perAddr    = 32
+		perAddr    = 64
 		fdHeadroom = 32 // camd's own files, listener and the probes
 		// rssGrowth bounds what the flood may add to camd's RSS: 256
 		// connections take about 6 MiB (buffers and goroutine stacks),

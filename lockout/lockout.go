@@ -118,8 +118,8 @@ const busy = -2
 // end, before any failure that is later; and an entry whose activity is
 // Window old is worth nothing, as the next failure would find no state to act
 // on, so it is dropped from the list head. An entry that comes back from
-// busy without a new failure keeps its older activity at the tail; that
-// only delays its being forgotten.
+// busy without a new failure is put back in order (insertSorted), or
+// dropped when it holds nothing.
 type entry struct {
 	addr       string
 	prev, next *entry  // list links; nil unless on the list
@@ -231,13 +231,15 @@ func (l *Limiter) Begin(addr string) (*Attempt, error) {
 			return nil, &Refusal{RetryAfter: time.Second}
 		}
 	}
+	if e == nil && len(l.m) >= l.maxEntries && l.head == nil {
+		// Full of locks and attempts in flight, which are never evicted.
+		return nil, &Refusal{RetryAfter: l.soonestEnd(now)}
+	}
 	if len(l.m) >= l.maxEntries/2 && !l.global.AllowN(l.epoch.Add(time.Duration(now)), 1) {
 		return nil, &Refusal{RetryAfter: l.globalInterval}
 	}
 	if e == nil {
-		if e = l.add(addr); e == nil {
-			return nil, &Refusal{RetryAfter: l.soonestEnd(now)}
-		}
+		e = l.add(addr) // cannot fail: checked above
 	} else if e.idx == -1 {
 		l.unlink(e)
 	}
@@ -269,7 +271,11 @@ func (a *Attempt) finish(record func(now int64)) {
 	if l.m[e.addr] == e { // else forgotten meanwhile by another's success
 		e.pending--
 		if e.pending == 0 && e.idx == busy {
-			l.pushBack(e)
+			if e.n == 0 && e.level == 0 {
+				delete(l.m, e.addr) // it holds nothing worth keeping
+			} else {
+				l.insertSorted(e)
+			}
 		}
 	}
 	record(now)
@@ -390,13 +396,18 @@ func Key(ip string, v6Prefix int) string {
 	if err != nil {
 		return ip
 	}
-	a = a.Unmap()
+	return KeyAddr(a, v6Prefix)
+}
+
+// KeyAddr is Key for a parsed address.
+func KeyAddr(a netip.Addr, v6Prefix int) string {
+	a = a.Unmap().WithZone("")
 	if a.Is4() || v6Prefix <= 0 || v6Prefix >= 128 {
-		return a.WithZone("").String()
+		return a.String()
 	}
-	p, err := a.WithZone("").Prefix(v6Prefix)
+	p, err := a.Prefix(v6Prefix)
 	if err != nil {
-		return ip
+		return a.String()
 	}
 	return p.String()
 }
@@ -512,6 +523,29 @@ func (l *Limiter) add(addr string) *entry {
 	*e = entry{addr: strings.Clone(addr), fails: e.fails, idx: -1}
 	l.m[e.addr] = e
 	return e
+}
+
+// insertSorted puts e, on neither the list nor the heap, on the list where
+// its activity belongs. An entry back from busy without a new failure is
+// older than the tail; the walk from the tail is short, as such an entry's
+// activity is at most as old as the attempts in flight.
+func (l *Limiter) insertSorted(e *entry) {
+	at := l.tail
+	for at != nil && at.activity() > e.activity() {
+		at = at.prev
+	}
+	if at == l.tail {
+		l.pushBack(e)
+		return
+	}
+	e.idx = -1
+	e.prev = at
+	if at == nil {
+		e.next, l.head = l.head, e
+	} else {
+		e.next, at.next = at.next, e
+	}
+	e.next.prev = e
 }
 
 // pushBack appends e, most recent activity, to the list.

@@ -833,3 +833,38 @@ func TestKey(t *testing.T) {
 		})
 	}
 }
+
+// TestAbandonKeepsOrder: an attempt released without a failure puts its
+// entry back where its activity belongs, or forgets an address that holds
+// nothing, so eviction still takes the oldest.
+func TestAbandonKeepsOrder(t *testing.T) {
+	l, c := newLimiter(3)
+	l.Failure("a")
+	c.Advance(time.Second)
+	l.Failure("b")
+	c.Advance(time.Second)
+	at, err := l.Begin("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := l.Begin("fresh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at.Abandon()
+	fresh.Abandon()
+	checkInvariants(t, l)
+	if n := l.Len(); n != 2 {
+		t.Fatalf("Len = %d; want 2: an abandoned fresh address holds nothing", n)
+	}
+	l.Failure("c")
+	l.Failure("d") // full: evicts the oldest, a
+	l.mu.Lock()
+	_, hasA := l.m["a"]
+	_, hasB := l.m["b"]
+	l.mu.Unlock()
+	if hasA || !hasB {
+		t.Fatalf("after eviction a tracked %v, b tracked %v; want a evicted as the oldest", hasA, hasB)
+	}
+	checkInvariants(t, l)
+}

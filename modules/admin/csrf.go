@@ -20,11 +20,15 @@ import (
 //     Referer) must be camd's own scheme and host. A request with neither
 //     is refused. Chromium sends no Sec-Fetch-Site to a plain-HTTP origin
 //     that is not loopback (a cam on the LAN), but it does send Origin.
-//  2. The form's _csrf field must equal a camd_csrf cookie and carry an
-//     HMAC under a key only this process holds. Another port of the cam's
-//     host is the same site and can plant cookies for it (cookies are not
-//     separated by port), so a plain double-submit pair is not enough: the
-//     planted pair must also verify, and only camd can make one.
+//  2. The camd_csrf cookie must be a token camd signed (a nonce and its
+//     HMAC under a key only this process holds), and the form's _csrf
+//     field must be another HMAC of that cookie, which camd writes only
+//     into the page it serves behind Basic auth. Another port of the cam's
+//     host is the same site: it can plant cookies for it, and a browser
+//     sends it camd's cookie too (cookies are not separated by port). A
+//     planted cookie does not verify, and a read one gives no field, so a
+//     plain double-submit pair is not enough and this check stands on its
+//     own.
 //
 // Echo's CSRF middleware is not used: its token is any cookie value (so a
 // planted one passes), it lets Sec-Fetch-Site "none" through, it looks at
@@ -40,8 +44,10 @@ const (
 	// characters.
 	csrfNonceLen = 16
 	csrfTokenLen = 64
-	// csrfLabel separates these MACs from any other use of the key.
-	csrfLabel = "camd admin form token v1\x00"
+	// csrfLabel and csrfFieldLabel separate the cookie's and the field's
+	// MACs from each other and from any other use of the key.
+	csrfLabel      = "camd admin form token v1\x00"
+	csrfFieldLabel = "camd admin form field v1\x00"
 	// csrfCookieAge matches what Echo's middleware used: a day, renewed
 	// with every view of the page.
 	csrfCookieAge = 24 * 60 * 60
@@ -63,11 +69,18 @@ func newCSRFGuard(secure bool) *csrfGuard {
 	return &csrfGuard{key: key, secure: secure}
 }
 
-func (g *csrfGuard) tag(nonce []byte) []byte {
+func (g *csrfGuard) mac(label string, msg []byte) []byte {
 	h := hmac.New(sha256.New, g.key)
-	h.Write([]byte(csrfLabel))
-	h.Write(nonce)
+	h.Write([]byte(label))
+	h.Write(msg)
 	return h.Sum(nil)
+}
+
+func (g *csrfGuard) tag(nonce []byte) []byte { return g.mac(csrfLabel, nonce) }
+
+// field is the form field that goes with the cookie token tok.
+func (g *csrfGuard) field(tok string) string {
+	return base64.RawURLEncoding.EncodeToString(g.mac(csrfFieldLabel, []byte(tok)))
 }
 
 // mint makes a new token: a random nonce and its HMAC, base64url.
@@ -116,28 +129,28 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				// another site starts.
 				SameSite: http.SameSiteStrictMode,
 			})
-			c.Set(csrfKey, tok)
+			c.Set(csrfKey, g.field(tok))
 			c.Response().Header().Add(echo.HeaderVary, echo.HeaderCookie)
 			return next(c)
 		}
 		if !fromOwnOrigin(c) {
 			return errCSRF
 		}
-		tok := r.PostForm.Get(csrfField) // nil before parsing: refused
-		if !g.valid(tok) || !hasCookie(r, tok) {
+		field := r.PostForm.Get(csrfField) // nil before parsing: refused
+		if !g.matches(r, field) {
 			return errCSRF
 		}
-		c.Set(csrfKey, tok)
+		c.Set(csrfKey, field)
 		return next(c)
 	}
 }
 
-// hasCookie reports whether any camd_csrf cookie the request carries is tok.
-// Any, not the first: a cookie planted with a longer path comes first, and
-// must not lock the owner out of the forms.
-func hasCookie(r *http.Request, tok string) bool {
+// matches reports whether field goes with a camd_csrf cookie camd signed.
+// Any cookie, not the first: a cookie planted with a longer path comes
+// first, and must not lock the owner out of the forms.
+func (g *csrfGuard) matches(r *http.Request, field string) bool {
 	for _, ck := range r.CookiesNamed(csrfCookie) {
-		if hmac.Equal([]byte(ck.Value), []byte(tok)) {
+		if g.valid(ck.Value) && hmac.Equal([]byte(field), []byte(g.field(ck.Value))) {
 			return true
 		}
 	}

@@ -186,3 +186,43 @@ func TestCSRFFromOwnOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestCSRFMatches: a post's field must be the MAC camd derives from one of
+// the request's signed cookies; the cookie's own value, another guard's
+// field, or a field for an unsigned cookie are refused.
+func TestCSRFMatches(t *testing.T) {
+	g, other := newCSRFGuard(false), newCSRFGuard(false)
+	tok, tok2 := g.mint(), g.mint()
+	otherTok := other.mint()
+	planted := strings.Repeat("A", csrfTokenLen)
+	tests := []struct {
+		name    string
+		cookies []string
+		field   string
+		want    bool
+	}{
+		{"its field", []string{tok}, g.field(tok), true},
+		{"behind a planted cookie", []string{planted, tok}, g.field(tok), true},
+		{"the second tab's", []string{tok, tok2}, g.field(tok2), true},
+		{"the cookie itself", []string{tok}, tok, false},
+		{"another cookie's field", []string{tok}, g.field(tok2), false},
+		{"a field for an unsigned cookie", []string{planted}, g.field(planted), false},
+		{"another process's pair", []string{otherTok}, other.field(otherTok), false},
+		{"no cookie", nil, g.field(tok), false},
+		{"empty field", []string{tok}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/admin/ui/clients", nil)
+			for _, c := range tt.cookies {
+				r.AddCookie(&http.Cookie{Name: csrfCookie, Value: c})
+			}
+			if got := g.matches(r, tt.field); got != tt.want {
+				t.Fatalf("matches = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if f := g.field(tok); f == tok || f != g.field(tok) || f == other.field(tok) {
+		t.Fatalf("field %q: want a stable MAC of the cookie under this guard's key", f)
+	}
+}

@@ -8,7 +8,8 @@
 //
 //   - a connection over its address's cap is refused at once;
 //   - a connection over the total cap takes the place of the connection
-//     that has been idle longest, or is refused at once when none is idle;
+//     that has been idle longest (a new one that has sent nothing counts as
+//     idle since it was accepted), or is refused at once when none is idle;
 //   - while the total is at or above three quarters of the cap, connections
 //     idle for longer than BusyIdle are closed.
 //
@@ -42,12 +43,13 @@ const (
 type Config struct {
 	// Max bounds the connections held at once; it must be positive.
 	Max int
-	// PerAddr bounds the connections of one address (an IPv4 address or
-	// an IPv6 prefix of V6Prefix bits); 0 means no per-address cap.
+	// PerAddr bounds the connections of one client (see Key); 0 means no
+	// per-address cap.
 	PerAddr int
-	// V6Prefix is how many leading bits of an IPv6 address count as one
-	// address; default 64, as one host commonly holds a whole /64.
-	V6Prefix int
+	// Key names the client an address belongs to, so that the cap counts
+	// clients as the rest of the server does (camd: lockout.KeyAddr, an
+	// IPv6 /64 as one); nil counts each address apart.
+	Key func(netip.Addr) string
 	// Exempt reports addresses with no per-address cap, such as trusted
 	// reverse proxies, which carry many clients; they still count in Max.
 	Exempt func(netip.Addr) bool
@@ -92,9 +94,6 @@ type Limiter struct {
 // New returns a Limiter for cfg.
 func New(cfg Config) *Limiter {
 	cfg.Max = max(cfg.Max, 1)
-	if cfg.V6Prefix <= 0 || cfg.V6Prefix > 128 {
-		cfg.V6Prefix = 64
-	}
 	if cfg.BusyIdle <= 0 {
 		cfg.BusyIdle = DefaultBusyIdle
 	}
@@ -181,10 +180,8 @@ func (l *Limiter) key(c net.Conn) (string, bool) {
 	}
 	a := ap.Addr().Unmap().WithZone("")
 	exempt := l.cfg.Exempt != nil && l.cfg.Exempt(a)
-	if a.Is6() && l.cfg.V6Prefix < 128 {
-		if p, err := a.Prefix(l.cfg.V6Prefix); err == nil {
-			return p.String(), exempt
-		}
+	if l.cfg.Key != nil {
+		return l.cfg.Key(a), exempt
 	}
 	return a.String(), exempt
 }
@@ -354,7 +351,11 @@ func (l *Limiter) ConnState(c net.Conn, state http.ConnState) {
 		l.idle.Remove(lc.elem)
 		lc.elem = nil
 	}
-	if state == http.StateIdle && !lc.released {
+	// A new connection that has sent nothing yet is as evictable as an
+	// idle one: closing it loses no request, and otherwise a few addresses
+	// could hold every place with silent connections, reopened as the
+	// header timeout closes them.
+	if (state == http.StateIdle || state == http.StateNew) && !lc.released {
 		lc.idleSince = time.Now()
 		lc.elem = l.idle.PushBack(lc)
 	}

@@ -45,7 +45,15 @@ func (a fakeAddr) Network() string { return "tcp" }
 func (a fakeAddr) String() string  { return string(a) }
 
 func TestKey(t *testing.T) {
-	l := New(Config{Max: 1, V6Prefix: 64, Exempt: func(a netip.Addr) bool { return a == netip.MustParseAddr("10.0.0.1") }})
+	// A /64 as one client, as camd's lockout.KeyAddr counts them.
+	v6by64 := func(a netip.Addr) string {
+		if a.Is6() {
+			p, _ := a.Prefix(64)
+			return p.String()
+		}
+		return a.String()
+	}
+	l := New(Config{Max: 1, Key: v6by64, Exempt: func(a netip.Addr) bool { return a == netip.MustParseAddr("10.0.0.1") }})
 	for _, tc := range []struct {
 		remote, want string
 		exempt       bool
@@ -188,19 +196,68 @@ func TestFull(t *testing.T) {
 		t.Errorf("stats %+v, want 2 held, 1 evicted", s)
 	}
 
-	// Now neither is idle: b and c are in StateNew after a fresh dial.
+	// Connections that have sent nothing count as idle since they were
+	// accepted: the oldest silent one makes room too.
 	b.c.Close()
 	c.c.Close()
 	eventually(t, "closed", func() bool { return l.Stats().Held == 0 })
-	n1, n2 := dial(t, "127.0.0.23", addr), dial(t, "127.0.0.24", addr)
-	eventually(t, "two new connections held", func() bool { return l.Stats().Held == 2 })
-	st, body, err := dial(t, "127.0.0.25", addr).get()
+	n1 := dial(t, "127.0.0.23", addr)
+	eventually(t, "the first silent connection held", func() bool { return l.Stats().Held == 1 })
+	n2 := dial(t, "127.0.0.24", addr)
+	eventually(t, "two silent connections held", func() bool { return l.Stats().Held == 2 })
+	if st, _, err := dial(t, "127.0.0.25", addr).get(); st != 200 {
+		t.Errorf("a new client beside two silent connections at the cap: %d %v, want served", st, err)
+	}
+	if _, _, err := n1.get(); err == nil {
+		t.Errorf("the oldest silent connection still works; want it closed for the new one")
+	}
+	if st, _, err := n2.get(); st != 200 {
+		t.Errorf("the younger silent connection: %d %v, want kept", st, err)
+	}
+}
+
+// TestFullBusy: at the total cap with every connection in the middle of a
+// request, a new one is refused at once.
+func TestFullBusy(t *testing.T) {
+	release := make(chan struct{})
+	l := New(Config{Max: 2, Refusal: refusal, BusyIdle: time.Hour})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-release
+			io.WriteString(w, "ok")
+		}),
+		ConnState: l.ConnState,
+	}
+	go srv.Serve(l.Listener(ln))
+	t.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
+	var busy []*client
+	for i := range 2 {
+		c := dial(t, "127.0.0."+strconv.Itoa(60+i), addr)
+		c.c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		busy = append(busy, c)
+	}
+	eventually(t, "both in a request", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.total == 2 && l.idle.Len() == 0
+	})
+	st, body, err := dial(t, "127.0.0.62", addr).get()
 	if st != http.StatusTooManyRequests || body != Full.String() {
 		t.Errorf("at the cap with none idle: %d %q %v, want the refusal", st, body, err)
 	}
-	for _, n := range []*client{n1, n2} {
-		if st, _, err := n.get(); st != 200 {
-			t.Errorf("a connection in progress: %d %v, want kept", st, err)
+	close(release)
+	for _, c := range busy {
+		res, err := http.ReadResponse(c.br, nil)
+		if err != nil || res.StatusCode != 200 {
+			t.Errorf("a connection in a request: %v %v, want it answered", res, err)
 		}
 	}
 }

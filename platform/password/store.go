@@ -1,6 +1,7 @@
 package password
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -318,10 +319,21 @@ func (s *Store) CheckRecent(ctx context.Context, user, password string) (bool, e
 		return true, nil
 	}
 	ok, err := s.check(ctx, raw, user, password)
-	if ok {
-		s.recent.remember(digest)
+	if !ok || err != nil {
+		return false, err
 	}
-	return ok, err
+	// As in Check: a request whose hash overlapped a password change
+	// must not act on the old password once the change has returned. The
+	// shared lock waits out a Set between its two writes.
+	now, _, err := s.snapshot()
+	if err != nil {
+		return false, err
+	}
+	if !bytes.Equal(now, raw) {
+		return false, ErrChanged
+	}
+	s.recent.remember(digest)
+	return true, nil
 }
 
 // snapshot reads the hash and the last change under the shared lock.

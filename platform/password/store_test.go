@@ -685,3 +685,49 @@ func TestCheckRacesSet(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckOverlappingSet: a check that read the old hash, then waited for
+// a slot while the password changed, fails once the change has returned,
+// for logins (Check) and Basic (CheckRecent) alike; it is ErrChanged, not a
+// wrong password.
+func TestCheckOverlappingSet(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		check func(s *Store) (bool, error)
+	}{
+		{"Check", func(s *Store) (bool, error) {
+			ok, _, err := s.Check(context.Background(), Owner, "old password")
+			return ok, err
+		}},
+		{"CheckRecent", func(s *Store) (bool, error) {
+			return s.CheckRecent(context.Background(), Owner, "old password")
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newTestStore(t, 1)
+			mustSet(t, s, "old password")
+			s.slots <- struct{}{} // the check will read the hash, then wait here
+			type result struct {
+				ok  bool
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				ok, err := tt.check(s)
+				done <- result{ok, err}
+			}()
+			for len(s.queue) == 0 { // it has read the hash and queued
+				time.Sleep(time.Millisecond)
+			}
+			mustSet(t, s, "new password")
+			<-s.slots
+			r := <-done
+			if r.ok || !errors.Is(r.err, ErrChanged) {
+				t.Fatalf("check of the old password across the change = %v, %v; want false, ErrChanged", r.ok, r.err)
+			}
+			if !mustCheck(t, s, Owner, "new password") {
+				t.Fatal("the new password fails")
+			}
+		})
+	}
+}
