@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -47,12 +48,30 @@ func call(ctx context.Context, method, url, token string, body, out any) error {
 		return err
 	}
 	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: status %d: %s", method, url, res.StatusCode, bytes.TrimSpace(raw))
+		return statusError{fmt.Sprintf("%s %s", method, url), res.StatusCode, string(bytes.TrimSpace(raw))}
 	}
 	if out != nil {
 		return json.Unmarshal(raw, out)
 	}
 	return nil
+}
+
+// statusError is an answer other than 200.
+type statusError struct {
+	call   string
+	status int
+	body   string
+}
+
+func (e statusError) Error() string {
+	return fmt.Sprintf("%s: status %d: %s", e.call, e.status, e.body)
+}
+
+// busy reports whether err is camd's 503 for too many password checks at
+// once, which a client answers by trying again shortly.
+func busy(err error) bool {
+	var se statusError
+	return errors.As(err, &se) && se.status == http.StatusServiceUnavailable
 }
 
 // login trades the owner password for a token.
