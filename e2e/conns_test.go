@@ -58,8 +58,7 @@ func idleFlood(addr string, srcs []net.IP, n int, wait time.Duration) *floodResu
 	for i := range n {
 		wg.Go(func() {
 			dials <- struct{}{}
-			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: srcs[i%len(srcs)]}, Timeout: wait}
-			c, err := d.Dial("tcp", addr)
+			c, err := dialFrom(srcs[i%len(srcs)], addr, wait)
 			<-dials
 			if err != nil {
 				mu.Lock()
@@ -113,12 +112,9 @@ func isTimeout(err error) bool {
 // healthzFrom answers how long a fresh GET /healthz from src takes, or the
 // error after timeout.
 func healthzFrom(url string, src net.IP, timeout time.Duration) (time.Duration, error) {
-	tr := &http.Transport{
-		DialContext:       (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}).DialContext,
-		DisableKeepAlives: true,
-	}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Timeout: timeout, Transport: tr}
+	c := clientFrom(src.String())
+	c.Timeout = timeout
+	defer c.CloseIdleConnections() // a fresh connection each time, none left behind
 	t0 := time.Now()
 	res, err := c.Get(url + "/healthz")
 	if err != nil {

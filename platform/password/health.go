@@ -82,8 +82,7 @@ func checkChanged(path string, log *slog.Logger, now func() time.Time) error {
 	if err != nil {
 		return fmt.Errorf("read owner password change %s: %w", path, err)
 	}
-	var ch Change
-	if json.Unmarshal(raw, &ch) == nil && ch.Version != "" {
+	if _, ok := parseChange(raw); ok {
 		return nil
 	}
 	bad, err := atomicfile.MoveAside(path, now())

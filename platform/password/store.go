@@ -201,6 +201,15 @@ type Change struct {
 	Version string    `json:"version"` // random; owner tokens carry it as pwv
 }
 
+// parseChange reads a password.changed file; false when it is damaged.
+func parseChange(raw []byte) (Change, bool) {
+	var ch Change
+	if err := json.Unmarshal(raw, &ch); err != nil || ch.Version == "" {
+		return Change{}, false
+	}
+	return ch, true
+}
+
 // Changed returns the last password change, zero when the password was
 // never changed. The file is re-read only when it changes, so a change made
 // by `camd passwd` applies to a running server on its next request.
@@ -221,8 +230,8 @@ func (s *Store) Changed() (Change, error) {
 	if err != nil {
 		return Change{}, fmt.Errorf("owner password change: %w", err)
 	}
-	var ch Change
-	if err := json.Unmarshal(raw, &ch); err != nil || ch.Version == "" {
+	ch, ok := parseChange(raw)
+	if !ok {
 		return Change{}, fmt.Errorf("owner password change %s: damaged", s.changedPath)
 	}
 	s.ch, s.chInfo = ch, info
