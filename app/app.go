@@ -29,6 +29,7 @@ import (
 	"camd/platform/datadir"
 	"camd/platform/ntpclock"
 	"camd/platform/password"
+	"camd/platform/sdnotify"
 	"camd/platform/secret"
 	"camd/platform/tlscert"
 	"camd/token"
@@ -416,6 +417,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	// Beneath TLS, so a refused connection costs no handshake.
 	ln = a.conns.Listener(ln)
 	errc := make(chan error, 1)
+	// The socket is listening: connections queue until Serve accepts
+	// them, so a supervisor told "ready" now loses none.
+	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
+		a.log.Warn("could not signal readiness", "err", err)
+	}
 	go func() {
 		if tls {
 			errc <- a.server.ServeTLS(ln, "", "") // the certificate is in TLSConfig
@@ -428,6 +434,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	_, _ = sdnotify.Notify(sdnotify.Stopping) // best effort: we stop either way
 	a.log.Info("shutting down", "grace", shutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
