@@ -419,7 +419,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	// The socket is listening: connections queue until Serve accepts
 	// them, so a supervisor told "ready" now loses none.
-	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
+	// STATUS names the address, which a test that listens on port 0 needs.
+	if _, err := sdnotify.Notify(sdnotify.Ready + "\nSTATUS=listening on " + ln.Addr().String()); err != nil {
 		a.log.Warn("could not signal readiness", "err", err)
 	}
 	go func() {
