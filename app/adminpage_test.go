@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"camd/apierr"
 	"camd/config"
 	"camd/platform/secret"
 )
@@ -574,6 +575,7 @@ func TestAdminFormsCSRF(t *testing.T) {
 				if msg, _ := r.JSON(t)["error"].(string); !strings.Contains(msg, "CSRF") {
 					t.Errorf("%s: error %q does not say CSRF", what, msg)
 				}
+				checkError(t, r, apierr.CSRF)
 				if got := r.Header.Get("Content-Security-Policy"); got != pageCSP {
 					t.Errorf("%s: CSP %q on the refusal", what, got)
 				}
@@ -726,15 +728,16 @@ func TestAdminFormRefusals(t *testing.T) {
 		headers            []string
 		status             int
 		err                string
+		code               apierr.Code
 	}{
-		{"JSON body", "POST", `{"name":"x"}`, []string{jsonCT}, http.StatusUnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded"},
+		{"JSON body", "POST", `{"name":"x"}`, []string{jsonCT}, http.StatusUnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded", apierr.UnsupportedMediaType},
 		{"multipart body", "POST", "--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx\r\n--b--\r\n",
-			[]string{"Content-Type: multipart/form-data; boundary=b"}, http.StatusUnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded"},
-		{"no Content-Type", "POST", "name=x", nil, http.StatusUnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded"},
+			[]string{"Content-Type: multipart/form-data; boundary=b"}, http.StatusUnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded", apierr.UnsupportedMediaType},
+		{"no Content-Type", "POST", "name=x", nil, http.StatusUnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded", apierr.UnsupportedMediaType},
 		// 4096 bytes pass the cap and reach the CSRF check.
-		{"form of 4096 bytes", "POST", sized(4096), []string{formCT}, http.StatusForbidden, "CSRF check failed: submit the form from this cam's admin page"},
-		{"form of 4097 bytes", "POST", sized(4097), []string{formCT}, http.StatusRequestEntityTooLarge, "request entity too large"},
-		{"GET", "GET", "", nil, http.StatusMethodNotAllowed, "method not allowed"},
+		{"form of 4096 bytes", "POST", sized(4096), []string{formCT}, http.StatusForbidden, "CSRF check failed: submit the form from this cam's admin page", apierr.CSRF},
+		{"form of 4097 bytes", "POST", sized(4097), []string{formCT}, http.StatusRequestEntityTooLarge, "request entity too large", apierr.BodyTooLarge},
+		{"GET", "GET", "", nil, http.StatusMethodNotAllowed, "method not allowed", apierr.MethodNotAllowed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -745,6 +748,7 @@ func TestAdminFormRefusals(t *testing.T) {
 			if got := r.JSON(t)["error"]; got != tc.err {
 				t.Errorf("error %q, want %q", got, tc.err)
 			}
+			checkError(t, r, tc.code)
 			if tc.status == http.StatusMethodNotAllowed && r.Header.Get("Allow") == "" {
 				t.Error("405 without Allow")
 			}

@@ -13,7 +13,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"camd/apierr"
 	"camd/app"
+	"camd/auth"
 	"camd/config"
 	"camd/platform/clock"
 )
@@ -89,6 +91,7 @@ func TestGetAckBeforeAnyAck(t *testing.T) {
 	if r.Status != http.StatusNotFound || r.JSON(t)["error"] != "no ack recorded yet" {
 		t.Errorf("got %d %s", r.Status, r.Body)
 	}
+	checkError(t, r, apierr.NotFound)
 }
 
 // TestLoginErrors covers every refusal of POST /api/login.
@@ -106,28 +109,29 @@ func TestLoginErrors(t *testing.T) {
 		headers []string
 		status  int
 		err     string
+		code    apierr.Code
 	}{
-		{"wrong password", `{"user":"owner","pass":"wrong-password"}`, []string{jsonCT}, 401, "wrong user or password"},
-		{"unknown user", `{"user":"root","pass":"` + s.Password + `"}`, []string{jsonCT}, 401, "wrong user or password"},
-		{"user differs in case", `{"user":"Owner","pass":"` + s.Password + `"}`, []string{jsonCT}, 401, "wrong user or password"},
-		{"empty password", `{"user":"owner","pass":""}`, []string{jsonCT}, 401, "wrong user or password"},
-		{"malformed JSON", `{"user":"owner",`, []string{jsonCT}, 400, "malformed JSON: unexpected end of body"},
-		{"not JSON", `user=owner`, []string{jsonCT}, 400, ""},
-		{"not an object", `["owner"]`, []string{jsonCT}, 400, "request body must be a JSON object"},
-		{"missing user", `{"pass":"x"}`, []string{jsonCT}, 400, "missing user"},
-		{"missing pass", `{"user":"owner"}`, []string{jsonCT}, 400, "missing pass"},
-		{"empty body", ``, []string{jsonCT}, 400, "missing user"},
-		{"user not a string", `{"user":1,"pass":"x"}`, []string{jsonCT}, 400, "user must be a string"},
-		{"pass not a string", `{"user":"owner","pass":true}`, []string{jsonCT}, 400, "pass must be a string"},
-		{"pass null", `{"user":"owner","pass":null}`, []string{jsonCT}, 400, "pass must be a string"},
-		{"duplicate key", `{"user":"x","user":"owner","pass":"p"}`, []string{jsonCT}, 400, `duplicate key "user" in request body`},
-		{"trailing data", `{"user":"owner","pass":"p"} {}`, []string{jsonCT}, 400, "malformed JSON: unexpected data after the object"},
-		{"no content type", `{"user":"owner","pass":"p"}`, nil, 415, "Content-Type must be application/json"},
-		{"form content type", `{"user":"owner","pass":"p"}`, []string{"Content-Type: application/x-www-form-urlencoded"}, 415, "Content-Type must be application/json"},
-		{"text content type", `{"user":"owner","pass":"p"}`, []string{"Content-Type: text/plain"}, 415, "Content-Type must be application/json"},
-		{"body too large", big, []string{jsonCT}, 413, "request entity too large"},
-		{"body of 4096 bytes", sized(4096), []string{jsonCT}, 401, "wrong user or password"},
-		{"body of 4097 bytes", sized(4097), []string{jsonCT}, 413, "request entity too large"},
+		{"wrong password", `{"user":"owner","pass":"wrong-password"}`, []string{jsonCT}, 401, "wrong user or password", apierr.InvalidCredentials},
+		{"unknown user", `{"user":"root","pass":"` + s.Password + `"}`, []string{jsonCT}, 401, "wrong user or password", apierr.InvalidCredentials},
+		{"user differs in case", `{"user":"Owner","pass":"` + s.Password + `"}`, []string{jsonCT}, 401, "wrong user or password", apierr.InvalidCredentials},
+		{"empty password", `{"user":"owner","pass":""}`, []string{jsonCT}, 401, "wrong user or password", apierr.InvalidCredentials},
+		{"malformed JSON", `{"user":"owner",`, []string{jsonCT}, 400, "malformed JSON: unexpected end of body", apierr.InvalidBody},
+		{"not JSON", `user=owner`, []string{jsonCT}, 400, "", apierr.InvalidBody},
+		{"not an object", `["owner"]`, []string{jsonCT}, 400, "request body must be a JSON object", apierr.InvalidBody},
+		{"missing user", `{"pass":"x"}`, []string{jsonCT}, 400, "missing user", apierr.InvalidBody},
+		{"missing pass", `{"user":"owner"}`, []string{jsonCT}, 400, "missing pass", apierr.InvalidBody},
+		{"empty body", ``, []string{jsonCT}, 400, "missing user", apierr.InvalidBody},
+		{"user not a string", `{"user":1,"pass":"x"}`, []string{jsonCT}, 400, "user must be a string", apierr.InvalidBody},
+		{"pass not a string", `{"user":"owner","pass":true}`, []string{jsonCT}, 400, "pass must be a string", apierr.InvalidBody},
+		{"pass null", `{"user":"owner","pass":null}`, []string{jsonCT}, 400, "pass must be a string", apierr.InvalidBody},
+		{"duplicate key", `{"user":"x","user":"owner","pass":"p"}`, []string{jsonCT}, 400, `duplicate key "user" in request body`, apierr.InvalidBody},
+		{"trailing data", `{"user":"owner","pass":"p"} {}`, []string{jsonCT}, 400, "malformed JSON: unexpected data after the object", apierr.InvalidBody},
+		{"no content type", `{"user":"owner","pass":"p"}`, nil, 415, "Content-Type must be application/json", apierr.UnsupportedMediaType},
+		{"form content type", `{"user":"owner","pass":"p"}`, []string{"Content-Type: application/x-www-form-urlencoded"}, 415, "Content-Type must be application/json", apierr.UnsupportedMediaType},
+		{"text content type", `{"user":"owner","pass":"p"}`, []string{"Content-Type: text/plain"}, 415, "Content-Type must be application/json", apierr.UnsupportedMediaType},
+		{"body too large", big, []string{jsonCT}, 413, "request entity too large", apierr.BodyTooLarge},
+		{"body of 4096 bytes", sized(4096), []string{jsonCT}, 401, "wrong user or password", apierr.InvalidCredentials},
+		{"body of 4097 bytes", sized(4097), []string{jsonCT}, 413, "request entity too large", apierr.BodyTooLarge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -139,8 +143,19 @@ func TestLoginErrors(t *testing.T) {
 			if got == "" || (tc.err != "" && got != tc.err) {
 				t.Errorf("error %q, want %q", got, tc.err)
 			}
+			checkError(t, r, tc.code)
 			if strings.Contains(r.Body, "token") {
 				t.Errorf("refusal carries a token: %s", r.Body)
+			}
+			// RFC 9110 15.5.2: a 401 carries a challenge. It names the
+			// scheme a login obtains, with no error attribute, as no token
+			// was presented (RFC 6750 3.1).
+			want := ""
+			if tc.status == http.StatusUnauthorized {
+				want = `Bearer realm="camd"`
+			}
+			if got := r.Header.Values("WWW-Authenticate"); want == "" && len(got) != 0 || want != "" && (len(got) != 1 || got[0] != want) {
+				t.Errorf("WWW-Authenticate %q, want %q", got, want)
 			}
 		})
 	}
@@ -148,6 +163,10 @@ func TestLoginErrors(t *testing.T) {
 	r := do(t, "POST", s.URL+"/api/login", `{"user":"owner","pass":"`+s.Password+`"}`, jsonCT)
 	if r.Status != http.StatusTooManyRequests {
 		t.Errorf("login after five failures: %d %s", r.Status, r.Body)
+	}
+	checkError(t, r, apierr.LockedOut)
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("locked out without Retry-After")
 	}
 }
 
@@ -169,25 +188,26 @@ func TestAckBodyErrors(t *testing.T) {
 		headers []string
 		status  int
 		err     string
+		code    apierr.Code
 	}{
-		{"missing count", `{}`, []string{jsonCT}, 400, "missing count"},
-		{"empty body", ``, []string{jsonCT}, 400, "missing count"},
-		{"empty body no content type", ``, nil, 400, "missing count"},
-		{"string", `{"count":"3"}`, []string{jsonCT}, 400, "count must be a number, not a string"},
-		{"fraction", `{"count":1.5}`, []string{jsonCT}, 400, "count must be a whole number"},
-		{"integral fraction", `{"count":1.0}`, []string{jsonCT}, 400, "count must be a whole number"},
-		{"exponent", `{"count":1e3}`, []string{jsonCT}, 400, "count must be a whole number"},
-		{"negative", `{"count":-1}`, []string{jsonCT}, 400, "count must not be negative"},
-		{"over 2^53-1", `{"count":9007199254740992}`, []string{jsonCT}, 400, "count must be at most 9007199254740991"},
-		{"huge", `{"count":123456789012345678901234567890}`, []string{jsonCT}, 400, "count must be at most 9007199254740991"},
-		{"null", `{"count":null}`, []string{jsonCT}, 400, "count must be a non-negative integer"},
-		{"bool", `{"count":true}`, []string{jsonCT}, 400, "count must be a non-negative integer"},
-		{"array", `{"count":[1]}`, []string{jsonCT}, 400, "count must be a non-negative integer"},
-		{"object", `{"count":{"n":1}}`, []string{jsonCT}, 400, "count must be a non-negative integer"},
-		{"malformed", `{"count":`, []string{jsonCT}, 400, "malformed JSON: unexpected end of body"},
-		{"top-level number", `3`, []string{jsonCT}, 400, "request body must be a JSON object"},
-		{"no content type", `{"count":1}`, nil, 415, "Content-Type must be application/json"},
-		{"too large", `{"count":1,"pad":"` + strings.Repeat("x", 5000) + `"}`, []string{jsonCT}, 413, "request entity too large"},
+		{"missing count", `{}`, []string{jsonCT}, 400, "missing count", apierr.InvalidBody},
+		{"empty body", ``, []string{jsonCT}, 400, "missing count", apierr.InvalidBody},
+		{"empty body no content type", ``, nil, 400, "missing count", apierr.InvalidBody},
+		{"string", `{"count":"3"}`, []string{jsonCT}, 400, "count must be a number, not a string", apierr.InvalidBody},
+		{"fraction", `{"count":1.5}`, []string{jsonCT}, 400, "count must be a whole number", apierr.InvalidBody},
+		{"integral fraction", `{"count":1.0}`, []string{jsonCT}, 400, "count must be a whole number", apierr.InvalidBody},
+		{"exponent", `{"count":1e3}`, []string{jsonCT}, 400, "count must be a whole number", apierr.InvalidBody},
+		{"negative", `{"count":-1}`, []string{jsonCT}, 400, "count must not be negative", apierr.InvalidBody},
+		{"over 2^53-1", `{"count":9007199254740992}`, []string{jsonCT}, 400, "count must be at most 9007199254740991", apierr.InvalidBody},
+		{"huge", `{"count":123456789012345678901234567890}`, []string{jsonCT}, 400, "count must be at most 9007199254740991", apierr.InvalidBody},
+		{"null", `{"count":null}`, []string{jsonCT}, 400, "count must be a non-negative integer", apierr.InvalidBody},
+		{"bool", `{"count":true}`, []string{jsonCT}, 400, "count must be a non-negative integer", apierr.InvalidBody},
+		{"array", `{"count":[1]}`, []string{jsonCT}, 400, "count must be a non-negative integer", apierr.InvalidBody},
+		{"object", `{"count":{"n":1}}`, []string{jsonCT}, 400, "count must be a non-negative integer", apierr.InvalidBody},
+		{"malformed", `{"count":`, []string{jsonCT}, 400, "malformed JSON: unexpected end of body", apierr.InvalidBody},
+		{"top-level number", `3`, []string{jsonCT}, 400, "request body must be a JSON object", apierr.InvalidBody},
+		{"no content type", `{"count":1}`, nil, 415, "Content-Type must be application/json", apierr.UnsupportedMediaType},
+		{"too large", `{"count":1,"pad":"` + strings.Repeat("x", 5000) + `"}`, []string{jsonCT}, 413, "request entity too large", apierr.BodyTooLarge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -198,6 +218,7 @@ func TestAckBodyErrors(t *testing.T) {
 			if got := r.JSON(t)["error"]; got != tc.err {
 				t.Errorf("error %q, want %q", got, tc.err)
 			}
+			checkError(t, r, tc.code)
 		})
 	}
 	// None of the refused bodies was recorded.
@@ -225,7 +246,10 @@ func TestBearerRefusals(t *testing.T) {
 	foreign := login(t, other)
 
 	const bare = `Bearer realm="camd"`
-	const invalid = `Bearer realm="camd", error="invalid_token"`
+	// Every refused token gets error="invalid_token" (RFC 6750 3.1), with
+	// the JSON error's message as its error_description.
+	const invalid = `Bearer realm="camd", error="invalid_token", error_description="invalid token"`
+	const expired = `Bearer realm="camd", error="invalid_token", error_description="the token has expired; log in again"`
 	dot := strings.LastIndex(tok, ".")
 	tests := []struct {
 		name      string
@@ -233,17 +257,18 @@ func TestBearerRefusals(t *testing.T) {
 		headers   []string
 		status    int
 		challenge string
+		code      apierr.Code
 	}{
-		{"no header", "/api/ack", nil, 401, bare},
-		{"basic scheme", "/api/ack", []string{"Authorization: Basic " + basic("owner", s.Password)}, 401, bare},
-		{"bearer without token", "/api/ack", []string{"Authorization: Bearer"}, 401, bare},
-		{"token in query", "/api/ack?access_token=" + tok, nil, 401, bare},
-		{"token in cookie", "/api/ack", []string{"Cookie: token=" + tok}, 401, bare},
-		{"garbage token", "/api/ack", []string{"Authorization: Bearer not.a.jwt"}, 401, invalid},
-		{"tampered signature", "/api/ack", []string{"Authorization: Bearer " + tok[:dot+1] + flip(tok[dot+1:])}, 401, invalid},
-		{"truncated signature", "/api/ack", []string{"Authorization: Bearer " + tok[:len(tok)-4]}, 401, invalid},
-		{"other secret", "/api/ack", []string{"Authorization: Bearer " + foreign}, 401, invalid},
-		{"two headers", "/api/ack", []string{"Authorization: Bearer " + tok, "Authorization: Bearer " + tok}, 400, `Bearer realm="camd", error="invalid_request"`},
+		{"no header", "/api/ack", nil, 401, bare, apierr.MissingToken},
+		{"basic scheme", "/api/ack", []string{"Authorization: Basic " + basic("owner", s.Password)}, 401, bare, apierr.MissingToken},
+		{"bearer without token", "/api/ack", []string{"Authorization: Bearer"}, 401, bare, apierr.MissingToken},
+		{"token in query", "/api/ack?access_token=" + tok, nil, 401, bare, apierr.MissingToken},
+		{"token in cookie", "/api/ack", []string{"Cookie: token=" + tok}, 401, bare, apierr.MissingToken},
+		{"garbage token", "/api/ack", []string{"Authorization: Bearer not.a.jwt"}, 401, invalid, apierr.InvalidToken},
+		{"tampered signature", "/api/ack", []string{"Authorization: Bearer " + tok[:dot+1] + flip(tok[dot+1:])}, 401, invalid, apierr.InvalidToken},
+		{"truncated signature", "/api/ack", []string{"Authorization: Bearer " + tok[:len(tok)-4]}, 401, invalid, apierr.InvalidToken},
+		{"other secret", "/api/ack", []string{"Authorization: Bearer " + foreign}, 401, invalid, apierr.InvalidToken},
+		{"two headers", "/api/ack", []string{"Authorization: Bearer " + tok, "Authorization: Bearer " + tok}, 400, `Bearer realm="camd", error="invalid_request"`, apierr.InvalidRequest},
 	}
 	for _, tc := range tests {
 		for _, method := range []string{"GET", "POST"} {
@@ -258,6 +283,7 @@ func TestBearerRefusals(t *testing.T) {
 				if r.JSON(t)["error"] == nil {
 					t.Errorf("no JSON error: %s", r.Body)
 				}
+				checkError(t, r, tc.code)
 			})
 		}
 	}
@@ -266,13 +292,95 @@ func TestBearerRefusals(t *testing.T) {
 		offset.Store(int64(time.Hour + time.Second))
 		defer offset.Store(0)
 		r := do(t, "POST", s.URL+"/api/ack", `{"count":1}`, jsonCT, "Authorization: Bearer "+tok)
-		if r.Status != 401 || r.Header.Get("WWW-Authenticate") != invalid {
+		if r.Status != 401 || r.Header.Get("WWW-Authenticate") != expired {
 			t.Errorf("expired token: %d %q", r.Status, r.Header.Get("WWW-Authenticate"))
 		}
+		checkError(t, r, apierr.TokenExpired)
 	})
 	// The handler never ran for any of them.
 	if r := do(t, "GET", s.URL+"/api/ack", "", "Authorization: Bearer "+tok); r.Status != http.StatusNotFound {
 		t.Errorf("an ack was recorded by a refused request: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestTokenRefusalCodes: an expired, a revoked, a replaced, a
+// password-changed and a secret-rotated token are told apart by their
+// code, while the RFC 6750 challenge's error stays invalid_token for all,
+// its error_description the JSON error's message.
+func TestTokenRefusalCodes(t *testing.T) {
+	now := time.Now()
+	var offset atomic.Int64
+	clk := clock.Func(func() time.Time { return now.Add(time.Duration(offset.Load())) })
+	s := startServer(t, "", serverOpts{clock: clk})
+	owner := func() string { return "Authorization: Basic " + basic("owner", s.Password) }
+	admin := func(method, path, body string, want int) response {
+		t.Helper()
+		r := do(t, method, s.URL+path, body, jsonCT, owner())
+		if r.Status != want {
+			t.Fatalf("%s %s: %d %s, want %d", method, path, r.Status, r.Body, want)
+		}
+		return r
+	}
+	newClient := func(name string) string {
+		t.Helper()
+		tok, _ := admin("POST", "/admin/clients", `{"name":"`+name+`"}`, http.StatusCreated).JSON(t)["token"].(string)
+		return tok
+	}
+
+	// Rotation first: it refuses every token before it, whatever else
+	// holds for them.
+	preRotation, clientPreRotation := login(t, s), newClient("old-cam")
+	admin("POST", "/admin/rotate-secret", "{}", http.StatusOK)
+	prePassword := login(t, s)
+	admin("POST", "/admin/password", `{"password":"refusal-codes password"}`, http.StatusNoContent)
+	s.Password = "refusal-codes password"
+	revoked := newClient("gone")
+	admin("DELETE", "/admin/clients/gone", "", http.StatusNoContent)
+	replaced := newClient("porch")
+	admin("DELETE", "/admin/clients/porch", "", http.StatusNoContent)
+	replacement := newClient("porch")
+	fresh := login(t, s)
+
+	const challenge = `Bearer realm="camd", error="invalid_token", error_description="`
+	tests := []struct {
+		name, token string
+		expired     bool // sent with the clock past the token's exp
+		code        apierr.Code
+		msg         string // "" for a token that is served
+	}{
+		{"fresh owner token", fresh, false, "", ""},
+		{"the replacement client's token", replacement, false, "", ""},
+		{"owner token from before the rotation", preRotation, false, apierr.SecretRotated, "the token was signed with a signing secret since rotated"},
+		{"client token from before the rotation", clientPreRotation, false, apierr.SecretRotated, "the token was signed with a signing secret since rotated"},
+		{"owner token from before the password change", prePassword, false, apierr.PasswordChanged, "the owner password changed after the token was issued; log in again"},
+		{"revoked client", revoked, false, apierr.TokenRevoked, "the client gone was revoked or replaced"},
+		{"replaced client", replaced, false, apierr.TokenRevoked, "the client porch was revoked or replaced"},
+		{"expired owner token", fresh, true, apierr.TokenExpired, "the token has expired; log in again"},
+		{"not a token", "not.a.jwt", false, apierr.InvalidToken, "invalid token"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.expired {
+				offset.Store(int64(time.Hour + time.Second))
+				defer offset.Store(0)
+			}
+			r := do(t, "GET", s.URL+"/api/ack", "", "Authorization: Bearer "+tc.token)
+			if tc.code == "" {
+				if r.Status != http.StatusNotFound { // served: no ack yet
+					t.Fatalf("got %d %s, want the token served", r.Status, r.Body)
+				}
+				return
+			}
+			if r.Status != http.StatusUnauthorized {
+				t.Fatalf("status %d %s, want 401", r.Status, r.Body)
+			}
+			if got := checkError(t, r, tc.code)["error"]; got != tc.msg {
+				t.Errorf("error %q, want %q", got, tc.msg)
+			}
+			if got := r.Header.Values("WWW-Authenticate"); len(got) != 1 || got[0] != challenge+tc.msg+`"` {
+				t.Errorf("WWW-Authenticate %q, want %q", got, challenge+tc.msg+`"`)
+			}
+		})
 	}
 }
 
@@ -283,13 +391,14 @@ func TestAdminBasicAuth(t *testing.T) {
 		name   string
 		header []string
 		status int
+		code   apierr.Code // of a 401
 	}{
-		{"no credentials", nil, 401},
-		{"wrong password", []string{"Authorization: Basic " + basic("owner", "wrong-password")}, 401},
-		{"wrong user", []string{"Authorization: Basic " + basic("admin", s.Password)}, 401},
-		{"bearer token", []string{"Authorization: Bearer " + login(t, s)}, 401},
-		{"lower-case scheme", []string{"Authorization: basic " + basic("owner", s.Password)}, 200},
-		{"right credentials", []string{"Authorization: Basic " + basic("owner", s.Password)}, 200},
+		{"no credentials", nil, 401, apierr.MissingCredentials},
+		{"wrong password", []string{"Authorization: Basic " + basic("owner", "wrong-password")}, 401, apierr.InvalidCredentials},
+		{"wrong user", []string{"Authorization: Basic " + basic("admin", s.Password)}, 401, apierr.InvalidCredentials},
+		{"bearer token", []string{"Authorization: Bearer " + login(t, s)}, 401, apierr.MissingCredentials},
+		{"lower-case scheme", []string{"Authorization: basic " + basic("owner", s.Password)}, 200, ""},
+		{"right credentials", []string{"Authorization: Basic " + basic("owner", s.Password)}, 200, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -304,6 +413,7 @@ func TestAdminBasicAuth(t *testing.T) {
 				if r.JSON(t)["error"] == nil {
 					t.Errorf("no JSON error: %s", r.Body)
 				}
+				checkError(t, r, tc.code)
 			} else if r.Body != "hi owner" {
 				t.Errorf("body %q", r.Body)
 			}
@@ -320,13 +430,14 @@ func TestErrorsAreJSON(t *testing.T) {
 		method, path string
 		status       int
 		err          string
+		code         apierr.Code
 	}{
-		{"GET", "/nope", 404, "not found"},
-		{"GET", "/api/ack/", 404, "not found"},
-		{"GET", "/api/login", 405, "method not allowed"},
-		{"DELETE", "/api/ack", 405, "method not allowed"},
-		{"POST", "/healthz", 405, "method not allowed"},
-		{"GET", "/test/panic", 500, "internal server error"},
+		{"GET", "/nope", 404, "not found", apierr.NotFound},
+		{"GET", "/api/ack/", 404, "not found", apierr.NotFound},
+		{"GET", "/api/login", 405, "method not allowed", apierr.MethodNotAllowed},
+		{"DELETE", "/api/ack", 405, "method not allowed", apierr.MethodNotAllowed},
+		{"POST", "/healthz", 405, "method not allowed", apierr.MethodNotAllowed},
+		{"GET", "/test/panic", 500, "internal server error", apierr.Internal},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
@@ -334,6 +445,7 @@ func TestErrorsAreJSON(t *testing.T) {
 			if r.Status != tc.status || r.JSON(t)["error"] != tc.err {
 				t.Errorf("got %d %s, want %d %q", r.Status, r.Body, tc.status, tc.err)
 			}
+			checkError(t, r, tc.code)
 			if strings.Contains(r.Body, "goroutine") || strings.Contains(r.Body, ".go:") {
 				t.Errorf("body leaks a stack: %s", r.Body)
 			}
@@ -430,6 +542,7 @@ func TestRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer a.Close()
 	got := strings.Join(a.Routes(), "\n") + "\n"
 	golden := filepath.Join("testdata", "routes.golden")
 	if *update {
@@ -461,10 +574,30 @@ func TestRegistry(t *testing.T) {
 	if strings.Join(ids, ",") != "a,b,c" {
 		t.Errorf("Modules() = %v, want sorted a,b,c", ids)
 	}
+	withScope := func(id, scope string) app.ModuleInfo {
+		m := mod(id)
+		m.Scopes = []auth.Scope{{Name: scope, Description: "test"}}
+		return m
+	}
+	withFlag := func(id, flag string) app.ModuleInfo {
+		m := mod(id)
+		m.Flags = []config.Flag{{Name: flag}}
+		return m
+	}
+	r.Register(withScope("s", "s:read"))
+	r.Register(withFlag("f", "f-path"))
+	if got := r.Scopes(); len(got) != 1 || got[0].Name != "s:read" {
+		t.Errorf("Scopes() = %v, want the one declared", got)
+	}
+	if got := r.Flags(); len(got) != 1 || got[0].Name != "f-path" {
+		t.Errorf("Flags() = %v, want the one declared", got)
+	}
 	for name, info := range map[string]app.ModuleInfo{
-		"duplicate": mod("a"),
-		"empty ID":  {New: func() app.Module { return panicModule{} }},
-		"nil New":   {ID: "d"},
+		"duplicate":       mod("a"),
+		"empty ID":        {New: func() app.Module { return panicModule{} }},
+		"nil New":         {ID: "d"},
+		"duplicate scope": withScope("s2", "s:read"),
+		"duplicate flag":  withFlag("f2", "f-path"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {

@@ -45,6 +45,7 @@ func newBenchApp(b *testing.B) *benchApp {
 	if err != nil {
 		b.Fatalf("app.New: %v", err)
 	}
+	b.Cleanup(a.Close) // never served: release what the modules hold
 	pass, ok := strings.CutPrefix(strings.TrimSpace(stderr.String()), "initial owner password: ")
 	if !ok {
 		b.Fatalf("no initial password in %q", stderr.String())

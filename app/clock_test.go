@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"camd/apierr"
 	"camd/platform/clock"
 	"camd/platform/datadir"
 	"camd/platform/ntpclock"
@@ -130,6 +131,7 @@ func TestUntrustedClockRefusesTokens(t *testing.T) {
 			if got := r.JSON(t)["error"]; got != "clock not synchronized" {
 				t.Errorf("error %q", got)
 			}
+			checkError(t, r, apierr.ClockUntrusted)
 			if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n < 1 || n > 300 {
 				t.Errorf("Retry-After %q: want 1 to 300 seconds", r.Header.Get("Retry-After"))
 			}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"camd/apierr"
 )
 
 // newEcho builds Echo with the middleware every route shares: a request id,
@@ -115,39 +117,35 @@ func requestID(c echo.Context) string {
 	return c.Response().Header().Get(echo.HeaderXRequestID)
 }
 
-// errorBody is camd's one error shape.
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-// errorHandler answers every error as JSON {"error": "..."}. Messages of
-// *echo.HTTPError are written by camd's own code and safe to show; anything
-// else is an internal error: logged with the request id, answered with a
-// bare 500 and no detail, never a stack trace.
+// errorHandler answers every error as JSON {"error": "...", "code": "..."}.
+// An *apierr.Error is camd's own, its message safe to show. An
+// *echo.HTTPError comes from Echo's router or middleware (404, 405, 413) and
+// gets the code of its status. Anything else is an internal error: answered
+// with a bare 500 and no detail, never a stack trace. Only internal errors
+// are logged at ERROR, with the request id: a client's bad request is in
+// the access log already, and must not fill a cam's flash.
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
-		status, msg := http.StatusInternalServerError, "internal server error"
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			status = he.Code
-			if s, ok := he.Message.(string); ok && s != "" && s != http.StatusText(status) {
-				msg = s
-			} else {
-				msg = strings.ToLower(http.StatusText(status))
+		body := apierr.Body{Error: "internal server error", Code: apierr.Internal}
+		if e, ok := apierr.As(err); ok {
+			body = apierr.Body{Error: e.Message, Code: e.Code}
+		} else if he := (*echo.HTTPError)(nil); errors.As(err, &he) {
+			body.Code = apierr.FromStatus(he.Code)
+			if body.Code != apierr.Internal {
+				body.Error = strings.ToLower(http.StatusText(he.Code))
 			}
 		}
-		// Log what went wrong inside camd; a deliberate 503 (clock not
-		// synchronized) is in the access log already.
-		if he == nil || he.Internal != nil || status == http.StatusInternalServerError {
+		status := body.Code.Status()
+		if body.Code == apierr.Internal {
 			log.Error("request failed", "id", requestID(c), "status", status, "err", err)
 		}
 		if c.Request().Method == http.MethodHead {
 			err = c.NoContent(status)
 		} else {
-			err = c.JSON(status, errorBody{Error: msg})
+			err = c.JSON(status, body)
 		}
 		if err != nil {
 			log.Warn("write error response", "id", requestID(c), "err", err)

@@ -12,7 +12,7 @@ package app_test
 // FuzzAdminForm.
 //
 // Every target checks: no panic, never a 5xx, every 4xx is a JSON object
-// with an "error" string, and the route's success answer (or anything only
+// with an "error" string and a "code" whose status it is, and the route's success answer (or anything only
 // an authenticated request can get) only with a credential that an oracle,
 // written here independently of camd, finds valid.
 
@@ -39,6 +39,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"camd/apierr"
 	"camd/app"
 	"camd/platform/clients"
 	"camd/platform/password"
@@ -99,6 +100,7 @@ func newFuzzApp(tb testing.TB) *fuzzApp {
 	if err != nil {
 		tb.Fatalf("app.New: %v", err)
 	}
+	tb.Cleanup(a.Close) // never served: release what the modules hold
 	return &fuzzApp{h: a.Handler()}
 }
 
@@ -142,7 +144,8 @@ func (fa *fuzzApp) serve(method, target string, body *string, contentType string
 }
 
 // fuzzCheckAnswer holds for every answer: no 5xx, and a 4xx is a JSON
-// object with a non-empty "error" string.
+// object with a non-empty "error" string and a "code" of camd's vocabulary
+// whose status is the answer's.
 func fuzzCheckAnswer(t *testing.T, rec *httptest.ResponseRecorder) {
 	t.Helper()
 	if rec.Code >= 500 {
@@ -155,6 +158,10 @@ func fuzzCheckAnswer(t *testing.T, rec *httptest.ResponseRecorder) {
 		}
 		if msg, ok := body["error"].(string); !ok || msg == "" {
 			t.Fatalf("status %d: no \"error\" string in %s", rec.Code, rec.Body)
+		}
+		code, _ := body["code"].(string)
+		if !slices.Contains(apierr.Codes(), apierr.Code(code)) || apierr.Code(code).Status() != rec.Code {
+			t.Fatalf("status %d: code %q is not camd's for it, in %s", rec.Code, code, rec.Body)
 		}
 	}
 }
@@ -327,6 +334,19 @@ func FuzzBearerChain(f *testing.F) {
 			t.Fatalf("%d for two Authorization headers %q, want 400", rec.Code, values)
 		case rec.Code == http.StatusUnauthorized && !strings.HasPrefix(challenge, `Bearer realm="camd"`):
 			t.Fatalf("401 with challenge %q", challenge)
+		}
+		// The code says why; the challenge's error stays invalid_token for
+		// every refused token, and is absent when none was presented.
+		if rec.Code == http.StatusUnauthorized {
+			var e struct{ Code apierr.Code }
+			_ = json.Unmarshal(rec.Body.Bytes(), &e) // fuzzCheckAnswer has checked it
+			bare := challenge == `Bearer realm="camd"`
+			switch {
+			case e.Code == apierr.MissingToken && !bare:
+				t.Fatalf("missing_token with challenge %q", challenge)
+			case e.Code != apierr.MissingToken && !strings.HasPrefix(challenge, `Bearer realm="camd", error="invalid_token", error_description="`):
+				t.Fatalf("%s with challenge %q", e.Code, challenge)
+			}
 		}
 	})
 }

@@ -2,8 +2,13 @@ package app_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+
+	"camd/apierr"
+	"camd/app"
+	"camd/internal/testlog"
 )
 
 // TestRequestID: a client's X-Request-Id is echoed and logged only in a
@@ -85,7 +90,64 @@ func TestBasicTwoAuthorizationHeaders(t *testing.T) {
 				if tt.want == http.StatusBadRequest && r.JSON(t)["error"] != "more than one Authorization header" {
 					t.Fatalf("GET %s: body %s", path, r.Body)
 				}
+				if tt.want == http.StatusBadRequest {
+					checkError(t, r, apierr.InvalidRequest)
+				}
 			}
 		})
+	}
+}
+
+// TestClientMistakesNotLoggedAsErrors: a client's mistake, such as a
+// malformed Authorization header anyone on the LAN can send, is answered
+// with its code and written to the access log, and nothing more: only
+// internal errors are logged at ERROR, so a cam's flash does not fill with
+// them. (Before the error vocabulary, Echo's BasicAuth answered "Basic !!!"
+// with an HTTPError carrying the base64 error as its Internal, and the
+// error handler logged every such error at ERROR.)
+func TestClientMistakesNotLoggedAsErrors(t *testing.T) {
+	panicky := app.ModuleInfo{ID: "test.panic", New: func() app.Module { return panicModule{} }}
+	s := startServer(t, "", serverOpts{registry: standardRegistry(panicky)})
+	tests := []struct {
+		name, method, path, body string
+		headers                  []string
+		status                   int
+		code                     apierr.Code
+	}{
+		{"Basic not base64", "GET", "/admin/status", "", []string{"Authorization: Basic !!!"}, 400, apierr.InvalidRequest},
+		{"Basic not base64 on the page", "GET", "/admin", "", []string{"Authorization: Basic !!!", "Accept: text/html"}, 400, apierr.InvalidRequest},
+		{"Basic not base64 on a change", "POST", "/admin/password", `{"password":"x"}`, []string{"Authorization: Basic !!!", jsonCT}, 400, apierr.InvalidRequest},
+		{"Basic without a colon", "GET", "/admin/status", "", []string{"Authorization: Basic b3duZXI="}, 401, apierr.InvalidCredentials},
+		{"two Basic headers", "GET", "/admin/status", "", []string{"Authorization: Basic !!!", "Authorization: Basic !!!"}, 400, apierr.InvalidRequest},
+		{"Bearer garbage", "GET", "/api/ack", "", []string{"Authorization: Bearer !!!"}, 401, apierr.InvalidToken},
+		{"malformed body", "POST", "/api/login", `{"user":`, []string{jsonCT}, 400, apierr.InvalidBody},
+		{"no such route", "GET", "/nope", "", nil, 404, apierr.NotFound},
+		{"wrong method", "DELETE", "/healthz", "", nil, 405, apierr.MethodNotAllowed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(t, tc.method, s.URL+tc.path, tc.body, tc.headers...)
+			if r.Status != tc.status {
+				t.Fatalf("status %d %s, want %d", r.Status, r.Body, tc.status)
+			}
+			checkError(t, r, tc.code)
+			// The access log has it, under the id the answer carries.
+			id := r.Header.Get("X-Request-Id")
+			if lines := s.Logs.Lines("level=INFO", "msg=request", "id="+id, "path="+tc.path+" ", " status="+strconv.Itoa(tc.status)+" "); len(lines) != 1 {
+				t.Errorf("access log lines for request %s: %q, want one with status %d", id, lines, tc.status)
+			}
+		})
+	}
+	if lines := testlog.AtLevel(s.Logs.String(), "ERROR"); len(lines) != 0 {
+		t.Errorf("client mistakes logged at ERROR:\n%s", strings.Join(lines, "\n"))
+	}
+	if strings.Contains(s.Logs.String(), "!!!") {
+		t.Error("a client's Authorization header reached the log")
+	}
+	// The control: an internal error is logged at ERROR, with its id.
+	r := do(t, "GET", s.URL+"/test/panic", "")
+	checkError(t, r, apierr.Internal)
+	if lines := s.Logs.Lines("level=ERROR", "msg=\"request failed\"", "id="+r.Header.Get("X-Request-Id")); len(lines) != 1 {
+		t.Errorf("the internal error was not logged at ERROR once: %q\n%s", lines, s.Logs.String())
 	}
 }

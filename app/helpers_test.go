@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"camd/apierr"
 	"camd/app"
 	"camd/config"
 	"camd/internal/apitest"
@@ -66,6 +67,7 @@ type serverOpts struct {
 	cfg      func(*config.Config)
 	clock    clock.Clock
 	registry *app.Registry
+	timeouts app.Timeouts // zero fields keep app.DefaultTimeouts
 }
 
 func defaultConfig(dataDir string) config.Config {
@@ -97,6 +99,7 @@ func startServer(t *testing.T, dataDir string, o serverOpts) *server {
 		Stderr:         &stderr,
 		Version:        "test",
 		PasswordParams: &cheapHash,
+		Timeouts:       o.timeouts,
 	})
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
@@ -221,4 +224,55 @@ func logger(w *testlog.Buffer, quiet bool) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// rawAnswer is an answer read off a raw connection.
+type rawAnswer struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	Close  bool // the server said Connection: close
+}
+
+// checkPlain checks net/http's own answer to a request it cannot parse,
+// which it sends before any handler runs: text/plain, the status and its
+// text in the body (501's body says "Unsupported transfer encoding"), and
+// the connection closed. camd used to rewrite these as JSON on plain HTTP
+// only; now they are the same over HTTP and HTTPS, as the OpenAPI document
+// says.
+func checkPlain(t *testing.T, a rawAnswer) {
+	t.Helper()
+	if ct := a.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+		t.Errorf("Content-Type %q, want net/http's text/plain; body %q", ct, a.Body)
+	}
+	want := fmt.Sprintf("%d %s", a.Status, http.StatusText(a.Status))
+	if a.Status == http.StatusNotImplemented {
+		want = "Unsupported transfer encoding"
+	}
+	if !strings.HasPrefix(string(a.Body), want) {
+		t.Errorf("body %q, want net/http's %q", a.Body, want)
+	}
+	if !a.Close {
+		t.Errorf("net/http's %d did not close the connection", a.Status)
+	}
+}
+
+// checkError checks a JSON error answer: camd's one shape, {"error":
+// "<message>", "code": "<code>"}, and nothing else, with the code wanted.
+func checkError(t *testing.T, r response, code apierr.Code) map[string]any {
+	t.Helper()
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type %q, want JSON; body %q", ct, r.Body)
+	}
+	var e map[string]any
+	if err := json.Unmarshal([]byte(r.Body), &e); err != nil {
+		t.Fatalf("body is not JSON: %v: %q", err, r.Body)
+	}
+	if msg, _ := e["error"].(string); msg == "" || len(e) != 2 {
+		t.Errorf(`body %s, want {"error": "...", "code": %q}`, r.Body, code)
+	}
+	if e["code"] != string(code) {
+		t.Errorf("code %v, want %q; body %s", e["code"], code, r.Body)
+	}
+	return e
 }

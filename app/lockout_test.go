@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
+	"camd/apierr"
 	"camd/config"
 )
 
@@ -42,6 +44,9 @@ func TestLockoutFloodMemory(t *testing.T) {
 			case r.Status == http.StatusUnauthorized:
 			default:
 				t.Fatalf("attempt %d from %s: %d %s", i, addr, r.Status, r.Body)
+			}
+			if want := lockoutCode(r.Status); !strings.Contains(r.Body, `"code":"`+string(want)+`"`) {
+				t.Fatalf("attempt %d from %s: %d %s, want code %s", i, addr, r.Status, r.Body, want)
 			}
 		}
 	}
@@ -97,11 +102,27 @@ func TestLockoutIPv6Prefix(t *testing.T) {
 				if r.Status != http.StatusUnauthorized {
 					t.Fatalf("guess from %s: %d %s", from, r.Status, r.Body)
 				}
+				checkError(t, r, apierr.InvalidCredentials)
 			}
 			r := do(t, "POST", s.URL+"/api/login", `{"user":"owner","pass":"`+s.Password+`"}`, jsonCT, "X-Forwarded-For: "+tt.then)
 			if r.Status != tt.want {
 				t.Fatalf("the owner's password from %s: %d %s; want %d", tt.then, r.Status, r.Body, tt.want)
 			}
+			if tt.want == http.StatusTooManyRequests {
+				checkError(t, r, apierr.LockedOut)
+			}
 		})
 	}
+}
+
+// lockoutCode is the code of a refused login's status: a wrong password,
+// a full gate, a locked address.
+func lockoutCode(status int) apierr.Code {
+	switch status {
+	case http.StatusServiceUnavailable:
+		return apierr.Busy
+	case http.StatusTooManyRequests:
+		return apierr.LockedOut
+	}
+	return apierr.InvalidCredentials
 }

@@ -2,13 +2,18 @@ package app_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"camd/apierr"
 	"camd/app"
 	"camd/config"
 	"camd/internal/apitest"
@@ -23,6 +28,7 @@ func TestRoutesDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer a.Close()
 	v, err := apitest.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -98,25 +104,146 @@ func TestDocumentedAnswers(t *testing.T) {
 	}
 	s := startServer(t, "", serverOpts{cfg: func(c *config.Config) { c.SecretFile = secretFile }})
 	owner := "Authorization: Basic " + basic("owner", s.Password)
+	r := do(t, "POST", s.URL+"/admin/clients", `{"name":"reader","scopes":["ack:read"]}`, jsonCT, owner)
+	reader, _ := r.JSON(t)["token"].(string)
 	tests := []struct {
 		name, method, path, body string
 		headers                  []string
 		status                   int
+		code                     apierr.Code // of an error; "" for a success or net/http's text/plain
 	}{
-		{"headers over 8 KiB (and the 4 KiB net/http allows beyond)", "GET", "/healthz", "", []string{"X-Pad: " + strings.Repeat("x", 16<<10)}, http.StatusRequestHeaderFieldsTooLarge},
-		{"Basic credentials not base64", "GET", "/admin/status", "", []string{"Authorization: Basic !!!"}, http.StatusBadRequest},
-		{"status", "GET", "/admin/status", "", []string{owner}, http.StatusOK},
-		{"rotate an external secret", "POST", "/admin/rotate-secret", "{}", []string{owner, jsonCT}, http.StatusConflict},
-		{"client with an unknown scope", "POST", "/admin/clients", `{"name":"x","scopes":["admin"]}`, []string{owner, jsonCT}, http.StatusBadRequest},
-		{"client with a bad name", "POST", "/admin/clients", `{"name":"a b"}`, []string{owner, jsonCT}, http.StatusBadRequest},
-		{"revoke an unknown client", "DELETE", "/admin/clients/nobody", "", []string{owner}, http.StatusNotFound},
-		{"password too short", "POST", "/admin/password", `{"password":"short"}`, []string{owner, jsonCT}, http.StatusBadRequest},
+		{"headers over 8 KiB (and the 4 KiB net/http allows beyond)", "GET", "/healthz", "", []string{"X-Pad: " + strings.Repeat("x", 16<<10)}, http.StatusRequestHeaderFieldsTooLarge, ""},
+		{"Basic credentials not base64", "GET", "/admin/status", "", []string{"Authorization: Basic !!!"}, http.StatusBadRequest, apierr.InvalidRequest},
+		{"status", "GET", "/admin/status", "", []string{owner}, http.StatusOK, ""},
+		{"rotate an external secret", "POST", "/admin/rotate-secret", "{}", []string{owner, jsonCT}, http.StatusConflict, apierr.Conflict},
+		{"client with an unknown scope", "POST", "/admin/clients", `{"name":"x","scopes":["admin"]}`, []string{owner, jsonCT}, http.StatusBadRequest, apierr.InvalidBody},
+		{"client with a bad name", "POST", "/admin/clients", `{"name":"a b"}`, []string{owner, jsonCT}, http.StatusBadRequest, apierr.InvalidBody},
+		{"client named twice", "POST", "/admin/clients", `{"name":"twice"}`, []string{owner, jsonCT}, http.StatusCreated, ""},
+		{"client named twice, again", "POST", "/admin/clients", `{"name":"twice"}`, []string{owner, jsonCT}, http.StatusConflict, apierr.Conflict},
+		{"revoke an unknown client", "DELETE", "/admin/clients/nobody", "", []string{owner}, http.StatusNotFound, apierr.NotFound},
+		{"password too short", "POST", "/admin/password", `{"password":"short"}`, []string{owner, jsonCT}, http.StatusBadRequest, apierr.InvalidBody},
+		{"login with a wrong password", "POST", "/api/login", `{"user":"owner","pass":"wrong password"}`, []string{jsonCT}, http.StatusUnauthorized, apierr.InvalidCredentials},
+		{"ack with a reader's scope", "POST", "/api/ack", `{"count":1}`, []string{jsonCT, "Authorization: Bearer " + reader}, http.StatusForbidden, apierr.InsufficientScope},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if r := do(t, tc.method, s.URL+tc.path, tc.body, tc.headers...); r.Status != tc.status {
+			r := do(t, tc.method, s.URL+tc.path, tc.body, tc.headers...)
+			if r.Status != tc.status {
 				t.Errorf("got %d %s, want %d", r.Status, r.Body, tc.status)
+			}
+			switch {
+			case tc.code != "":
+				checkError(t, r, tc.code)
+			case tc.status == http.StatusRequestHeaderFieldsTooLarge:
+				// net/http's own answer, before camd runs: text/plain, as
+				// the document says (HeadersTooLarge).
+				if ct := r.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+					t.Errorf("Content-Type %q, want net/http's text/plain", ct)
+				}
 			}
 		})
 	}
+}
+
+// TestErrorCodesDocumented holds the OpenAPI document to apierr, the one
+// list of codes in the code: the ErrorCode enum is exactly apierr.Codes(),
+// Error requires a code of that enum, and every JSON error response of
+// every operation is an Error that names its codes, each one a code whose
+// status (apierr.Code.Status) is the response's. So a client can read off
+// the document which codes an answer may carry, and the document cannot
+// drift from camd's map of codes to statuses.
+func TestErrorCodesDocumented(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(apidoc.Document())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const errorRef, codeRef = "#/components/schemas/Error", "#/components/schemas/ErrorCode"
+	var documented []string
+	if ref := doc.Components.Schemas["ErrorCode"]; ref == nil || ref.Value == nil {
+		t.Fatal("no ErrorCode schema")
+	} else {
+		for _, v := range ref.Value.Enum {
+			s, _ := v.(string)
+			documented = append(documented, s)
+		}
+	}
+	var codes []string
+	for _, c := range apierr.Codes() {
+		codes = append(codes, string(c))
+	}
+	slices.Sort(documented)
+	slices.Sort(codes)
+	if !slices.Equal(documented, codes) {
+		t.Errorf("ErrorCode enum %v, want apierr.Codes() %v", documented, codes)
+	}
+	if len(slices.Compact(slices.Clone(documented))) != len(documented) {
+		t.Errorf("ErrorCode enum lists a code twice: %v", documented)
+	}
+	errSchema := doc.Components.Schemas["Error"].Value
+	if !slices.Contains(errSchema.Required, "code") || errSchema.Properties["code"] == nil || errSchema.Properties["code"].Ref != codeRef {
+		t.Errorf("the Error schema does not require a code of ErrorCode")
+	}
+
+	checked := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			for status, ref := range op.Responses.Map() {
+				st, err := strconv.Atoi(status)
+				if err != nil || st < 400 {
+					continue
+				}
+				where := fmt.Sprintf("%s %s %s", method, path, status)
+				res := ref.Value
+				if st == http.StatusRequestHeaderFieldsTooLarge {
+					// net/http's own, before any route: never JSON.
+					if res.Content.Get("application/json") != nil || res.Content.Get("text/plain") == nil {
+						t.Errorf("%s: want net/http's text/plain answer only", where)
+					}
+					continue
+				}
+				media := res.Content.Get("application/json")
+				if media == nil {
+					if res.Content.Get("text/html") == nil {
+						t.Errorf("%s: neither a JSON error nor the admin page", where)
+					}
+					continue
+				}
+				checked++
+				named := responseCodes(media.Schema, errorRef)
+				if named == nil {
+					t.Errorf("%s: the schema is not the Error schema narrowed to the codes it answers (allOf: [Error, {properties: {code: {enum: [...]}}}])", where)
+					continue
+				}
+				for _, c := range named {
+					switch {
+					case !slices.Contains(codes, c):
+						t.Errorf("%s: code %q is not in apierr", where, c)
+					case apierr.Code(c).Status() != st:
+						t.Errorf("%s: code %q is answered with %d", where, c, apierr.Code(c).Status())
+					}
+				}
+			}
+		}
+	}
+	if checked < 50 {
+		t.Errorf("checked only %d JSON error responses", checked)
+	}
+}
+
+// responseCodes returns the codes a response schema narrows Error to, or nil
+// when it is not Error narrowed with allOf.
+func responseCodes(s *openapi3.SchemaRef, errorRef string) []string {
+	if s == nil || s.Value == nil || len(s.Value.AllOf) != 2 || s.Value.AllOf[0].Ref != errorRef {
+		return nil
+	}
+	code := s.Value.AllOf[1].Value.Properties["code"]
+	if code == nil || code.Value == nil || len(code.Value.Enum) == 0 {
+		return nil
+	}
+	var out []string
+	for _, v := range code.Value.Enum {
+		c, _ := v.(string)
+		out = append(out, c)
+	}
+	return out
 }

@@ -1,27 +1,56 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+
+	"camd/auth"
+	"camd/config"
 )
 
 // Module is a self-contained part of camd: it mounts its own routes and
 // middleware when the host hands it its dependencies.
 type Module interface {
-	// Provision mounts the module's routes on d.Echo. It runs once, at
-	// start, before the server accepts connections.
+	// Provision mounts the module's routes on d.Echo and opens what the
+	// module keeps. It runs once, at start, before the server accepts
+	// connections.
 	Provision(d Deps) error
 }
 
-// ModuleInfo names a module and says how to make an empty one.
+// Optional interfaces a module may implement, in the manner of Caddy's
+// modules. The host calls them in registry order, Cleanup in reverse.
+type (
+	// Validator checks the module once every module is provisioned; an
+	// error stops camd from starting.
+	Validator interface{ Validate() error }
+	// Runner does background work, such as flushing what the module
+	// buffers, from the moment camd serves until ctx ends at stop.
+	Runner interface{ Run(ctx context.Context) }
+	// CleanerUpper releases what Provision opened: at stop, or when start
+	// fails after the module was provisioned.
+	CleanerUpper interface{ Cleanup() error }
+)
+
+// ModuleInfo names a module and says what it brings.
 type ModuleInfo struct {
 	// ID names what the module provides, such as "auth" or "ack". IDs are
 	// unique in a registry and fix the order modules are provisioned in.
+	// The module's data directory is named after it.
 	ID string
 	// New returns a fresh, unprovisioned module.
 	New func() Module
+	// Scopes are the client scopes the module's routes check. The admin
+	// page, camd client add and the OpenAPI document offer them.
+	Scopes []auth.Scope
+	// Flags are the module's own settings, handed to it as Deps.Config.
+	Flags []config.Flag
+	// Files are files that camd versions before module data directories
+	// kept at the top of the data directory. The host moves each into the
+	// module's directory before Provision.
+	Files []string
 }
 
 // Registry is a set of modules. Modules add themselves to DefaultRegistry
@@ -32,9 +61,13 @@ type Registry struct {
 	modules map[string]ModuleInfo
 }
 
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry {
-	return &Registry{modules: make(map[string]ModuleInfo)}
+// NewRegistry returns a registry of infos.
+func NewRegistry(infos ...ModuleInfo) *Registry {
+	r := &Registry{modules: make(map[string]ModuleInfo)}
+	for _, info := range infos {
+		r.Register(info)
+	}
+	return r
 }
 
 // DefaultRegistry holds the modules that register themselves from init();
@@ -46,8 +79,8 @@ var DefaultRegistry = NewRegistry()
 func Register(info ModuleInfo) { DefaultRegistry.Register(info) }
 
 // Register adds a module. Like database/sql.Register, it panics on an empty
-// ID, a nil constructor or a duplicate ID: each is a programming error that
-// must not reach a cam.
+// ID, a nil constructor, or an ID, scope or flag another module has
+// already: each is a programming error that must not reach a cam.
 func (r *Registry) Register(info ModuleInfo) {
 	if info.ID == "" {
 		panic("app: module registered without an ID")
@@ -59,6 +92,18 @@ func (r *Registry) Register(info ModuleInfo) {
 	defer r.mu.Unlock()
 	if _, dup := r.modules[info.ID]; dup {
 		panic(fmt.Sprintf("app: module %q registered twice", info.ID))
+	}
+	for _, other := range r.modules {
+		for _, sc := range info.Scopes {
+			if slices.ContainsFunc(other.Scopes, func(o auth.Scope) bool { return o.Name == sc.Name }) {
+				panic(fmt.Sprintf("app: module %q declares scope %q, which module %q has", info.ID, sc.Name, other.ID))
+			}
+		}
+		for _, f := range info.Flags {
+			if slices.ContainsFunc(other.Flags, func(o config.Flag) bool { return o.Name == f.Name }) {
+				panic(fmt.Sprintf("app: module %q declares flag --%s, which module %q has", info.ID, f.Name, other.ID))
+			}
+		}
 	}
 	r.modules[info.ID] = info
 }
@@ -73,5 +118,23 @@ func (r *Registry) Modules() []ModuleInfo {
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b ModuleInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Scopes returns every scope the modules declare.
+func (r *Registry) Scopes() []auth.Scope {
+	var out []auth.Scope
+	for _, m := range r.Modules() {
+		out = append(out, m.Scopes...)
+	}
+	return out
+}
+
+// Flags returns every flag the modules declare, for config.Parse.
+func (r *Registry) Flags() []config.Flag {
+	var out []config.Flag
+	for _, m := range r.Modules() {
+		out = append(out, m.Flags...)
+	}
 	return out
 }

@@ -76,7 +76,7 @@ func firstLine(s string) string {
 
 // ackRun starts camd with env and posts b.acks acks to it.
 func (b *bench) ackRun(ctx context.Context, env []string) (serverRun, error) {
-	s, _, err := startCamd(ctx, b.camdBin, b.dataDir, "127.0.0.1:0", b.logPath("camd-ack"), env)
+	s, err := startCamd(ctx, b.camdBin, b.dataDir, "127.0.0.1:0", b.logPath("camd-ack"), env)
 	if err != nil {
 		return serverRun{}, startError{err}
 	}

@@ -15,7 +15,7 @@ import (
 // is valid for an hour and camd keeps its secret), so no login and its
 // argon2id buffer is in the figure: only what serving requests costs.
 func (b *bench) memoryPhase(ctx context.Context) error {
-	c, st, err := startCamd(ctx, b.camdBin, b.dataDir, "127.0.0.1:0", b.logPath("camd-mem"), childEnv())
+	c, err := startCamd(ctx, b.camdBin, b.dataDir, "127.0.0.1:0", b.logPath("camd-mem"), childEnv())
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func (b *bench) memoryPhase(ctx context.Context) error {
 			goal: "≤ 12 MiB", met: verdict(cIdle <= 12*1024)},
 		row{what: fmt.Sprintf("RSS after %d GET /api/ack", b.memRequests), camd: mib(cLoaded), ref: mib(rLoaded),
 			figure: fmt.Sprintf("peak %s / %s", mib(cPeak), mib(rPeak)), goal: "≤ 24 MiB", met: verdict(cLoaded <= 24*1024)},
-		row{what: "camd soft memory limit (GOMEMLIMIT)", camd: memoryLimit(st.lines, b.help)},
+		row{what: "camd soft memory limit (GOMEMLIMIT)", camd: memoryLimit(strings.Split(c.Logs(), "\n"), b.help)},
 	)
 	return nil
 }

@@ -46,15 +46,15 @@ func (b *bench) measureRead(ctx context.Context, s *server, token string, n int)
 // leaves camd running for the login phase, which compares read latency on
 // the same process.
 func (b *bench) readPhase(ctx context.Context) error {
-	camd, st, err := startCamd(ctx, b.camdBin, b.dataDir, "127.0.0.1:0", b.logPath("camd-read"), childEnv())
+	camd, err := startCamd(ctx, b.camdBin, b.dataDir, "127.0.0.1:0", b.logPath("camd-read"), childEnv())
 	if err != nil {
 		return err
 	}
 	b.readCamd = camd // killAll ends it on an early return
-	if st.password == "" {
+	if camd.Password == "" {
 		return errors.New("camd printed no initial owner password: the data directory was not new")
 	}
-	b.password = st.password
+	b.password = camd.Password
 	if b.token, err = login(ctx, camd, b.password); err != nil {
 		return err
 	}

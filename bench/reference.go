@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"camd/platform/sdnotify"
 )
 
 // The reference server is the floor camd is compared with: bare net/http
@@ -37,8 +39,9 @@ type ackBody struct {
 	AckedAt string `json:"acked_at"`
 }
 
-// runReference serves until SIGINT or SIGTERM. It prints the address it
-// listens on as the first line of stdout.
+// runReference serves until SIGINT or SIGTERM. It signals readiness as camd
+// does (READY=1 with STATUS=listening on ADDR on $NOTIFY_SOCKET), so that
+// the bench starts both the same way.
 func runReference(addr, keyHex string) error {
 	key, err := hex.DecodeString(keyHex)
 	if err != nil || len(key) < 32 {
@@ -79,7 +82,9 @@ func runReference(addr, keyHex string) error {
 	if err != nil {
 		return fmt.Errorf("reference: %w", err)
 	}
-	fmt.Println(ln.Addr().String())
+	if _, err := sdnotify.Notify(sdnotify.Ready + "\nSTATUS=listening on " + ln.Addr().String()); err != nil {
+		return fmt.Errorf("reference: %w", err)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

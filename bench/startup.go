@@ -43,9 +43,9 @@ func (b *bench) timeStart(ctx context.Context, camd bool) (float64, error) {
 	t0 := time.Now()
 	var s *server
 	if camd {
-		s, _, err = launchCamd(b.camdBin, b.dataDir, addr, b.logPath("camd-start"), childEnv())
+		s, err = launchCamd(b.camdBin, b.dataDir, addr, b.logPath("camd-start"), childEnv())
 	} else {
-		s, _, err = launchReference(b.self, b.refKey, addr, b.logPath("reference-start"))
+		s, err = launchReference(b.self, b.refKey, addr, b.logPath("reference-start"))
 	}
 	if err != nil {
 		return 0, err
@@ -84,8 +84,8 @@ func pollHealthz(ctx context.Context, s *server, url string, t0 time.Time) (time
 		}
 		select {
 		case <-tick.C:
-		case <-s.exited:
-			return 0, fmt.Errorf("%s exited before /healthz answered: %v\n%s", s.name, s.waitErr, s.tail())
+		case <-s.Done():
+			return 0, fmt.Errorf("%s exited before /healthz answered: %v\n%s", s.name, s.Err(), s.tail())
 		case <-deadline.C:
 			return 0, fmt.Errorf("%s: /healthz did not answer 200 within 30s\n%s", s.name, s.tail())
 		case <-ctx.Done():

@@ -48,13 +48,84 @@ type Config struct {
 	MaxConns        int
 	MaxConnsPerAddr int
 
-	AckGroupCommit bool   // concurrent acks share one fsync
-	MemoryLimit    string // Go soft memory limit, such as "24MiB"; "off" for none
+	MemoryLimit string // Go soft memory limit, such as "24MiB"; "off" for none
 
 	TLS     string // "off", "auto" (self-signed, kept in DataDir) or "files"
 	TLSCert string // PEM certificate for TLS "files"
 	TLSKey  string // PEM key for TLS "files"
+
+	// Modules holds the values of the flags modules declare (Flag), by
+	// flag name, defaults filled in.
+	Modules Values
 }
+
+// Flag is a flag a module declares for its own settings. Its value reaches
+// the module as a string in Values, which the module checks itself.
+type Flag struct {
+	Name    string // without dashes, such as "snapshot-file"
+	Env     string // the variable that can also set it, such as "CAMD_SNAPSHOT_FILE"
+	Usage   string
+	Default string
+	Bool    bool // a switch: --name alone means true
+}
+
+// Values are flag values by name.
+type Values map[string]string
+
+// String is the value of the flag name.
+func (v Values) String(name string) string { return v[name] }
+
+// Bool is the value of the switch name.
+func (v Values) Bool(name string) (bool, error) {
+	b, err := strconv.ParseBool(v[name])
+	if err != nil {
+		return false, fmt.Errorf("--%s: %q is not true or false", name, v[name])
+	}
+	return b, nil
+}
+
+// Only returns the values of flags, a module's own, with the default of
+// each that v does not set (a Config made without Parse, as in tests).
+func (v Values) Only(flags []Flag) Values {
+	out := make(Values, len(flags))
+	for _, f := range flags {
+		val, ok := v[f.Name]
+		if !ok {
+			val = f.Default
+		}
+		out[f.Name] = val
+	}
+	return out
+}
+
+// moduleFlag is a module's flag in a flag.FlagSet: a string, or a switch.
+type moduleFlag struct {
+	values Values
+	name   string
+	bool   bool
+}
+
+func (f *moduleFlag) String() string {
+	if f == nil || f.values == nil {
+		return ""
+	}
+	return f.values[f.name]
+}
+
+func (f *moduleFlag) Set(v string) error {
+	if f.bool {
+		// Spelled as camd's own switches are: on/off and yes/no too.
+		var b switchFlag
+		if err := b.Set(v); err != nil {
+			return err
+		}
+		v = strconv.FormatBool(bool(b))
+	}
+	f.values[f.name] = v
+	return nil
+}
+
+func (f *moduleFlag) IsBoolFlag() bool { return f.bool }
 
 // Proxies returns TrustedProxies parsed; a bare address is a /32 or /128.
 // Validate has checked them.
@@ -203,18 +274,36 @@ func DefaultDataDir(sys System) string {
 	}
 }
 
-// flagSpec describes one flag and the variable that can also set it.
-type flagSpec struct {
+// FlagSpec describes one flag and the variable that can also set it.
+type FlagSpec struct {
 	name, env, usage string
 }
 
-// Parse reads the flags of subcommand cmd from args and the CAMD_* variables
-// from env. It returns flag.ErrHelp after printing usage for -h/--help.
-func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Config, error) {
-	cfg := Config{}
+// Parse reads the flags of subcommand cmd, camd's own and the modules'
+// (modules), from args and the CAMD_* variables from env. It returns
+// flag.ErrHelp after printing usage for -h/--help.
+func Parse(cmd string, args []string, env Env, sys System, out io.Writer, modules ...Flag) (Config, error) {
+	cfg, fs, specs := NewFlagSet(cmd, modules)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			Usage(out, fs, specs)
+		}
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (see camd --help)", fs.Arg(0))
+	}
+	return cfg.Finish(fs, specs, env, sys)
+}
+
+// NewFlagSet returns a flag set with every flag of camd and of modules,
+// bound to the Config returned. A subcommand with arguments of its own (camd
+// client add NAME) parses them with it, then calls Finish.
+func NewFlagSet(cmd string, modules []Flag) (*Config, *flag.FlagSet, []FlagSpec) {
+	cfg := &Config{Modules: Values{}}
 	fs := flag.NewFlagSet("camd "+cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are returned; usage is printed below
-	specs := []flagSpec{
+	fs.SetOutput(io.Discard) // errors are returned; usage is printed by Usage
+	specs := []FlagSpec{
 		{"listen", "CAMD_LISTEN", "address to listen on, host:port"},
 		{"data-dir", "CAMD_DATA_DIR", "data directory (default: /sdcard/camd when /sdcard is mounted, else /flash/camd when /flash exists, else ./camd-data)"},
 		{"secret-file", "CAMD_SECRET_FILE", "use this 32-byte signing secret instead of DATA_DIR/secret.bin; it is never written"},
@@ -227,7 +316,6 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 		{"tls", "CAMD_TLS", "HTTPS: off, auto (a self-signed certificate made on first start and kept in the data directory; its SHA-256 fingerprint is logged for pinning) or files (--tls-cert and --tls-key; implied when both are given)"},
 		{"tls-cert", "CAMD_TLS_CERT", "PEM certificate (chain) for --tls files"},
 		{"tls-key", "CAMD_TLS_KEY", "PEM private key for --tls files"},
-		{"ack-group-commit", "CAMD_ACK_GROUP_COMMIT", "let concurrent acks share one write and fsync (each is still on disk before its 200); off costs one fsync per ack"},
 		{"memory-limit", "CAMD_MEMORY_LIMIT", "Go soft memory limit (runtime/debug.SetMemoryLimit), such as 24MiB, for cams with 64-128 MiB shared with video; off for none; GOMEMLIMIT, when set, wins"},
 		{"trusted-proxies", "CAMD_TRUSTED_PROXIES", "comma list of CIDRs of reverse proxies whose X-Forwarded-For is believed (default: none; the TCP peer is the client)"},
 		{"max-conns", "CAMD_MAX_CONNS", "connections held at once; past it the longest idle one is closed for a new one, or the new one refused; 0: the open-files limit less a quarter of it (at least 64) kept for files, at most 256"},
@@ -247,21 +335,25 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 	fs.StringVar(&cfg.TLS, "tls", "off", specs[9].usage)
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", specs[10].usage)
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", specs[11].usage)
-	cfg.AckGroupCommit = true
-	fs.Var((*switchFlag)(&cfg.AckGroupCommit), "ack-group-commit", specs[12].usage)
-	fs.StringVar(&cfg.MemoryLimit, "memory-limit", DefaultMemoryLimit, specs[13].usage)
-	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", specs[14].usage)
+	fs.StringVar(&cfg.MemoryLimit, "memory-limit", DefaultMemoryLimit, flagUsage(specs, "memory-limit"))
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", flagUsage(specs, "trusted-proxies"))
 	fs.IntVar(&cfg.MaxConns, "max-conns", 0, flagUsage(specs, "max-conns"))
 	fs.IntVar(&cfg.MaxConnsPerAddr, "max-conns-per-addr", DefaultMaxConnsPerAddr, flagUsage(specs, "max-conns-per-addr"))
-	fs.IntVar(&cfg.LockoutIPv6Prefix, "lockout-ipv6-prefix", DefaultLockoutIPv6Prefix, specs[15].usage)
+	fs.IntVar(&cfg.LockoutIPv6Prefix, "lockout-ipv6-prefix", DefaultLockoutIPv6Prefix, flagUsage(specs, "lockout-ipv6-prefix"))
 	fs.DurationVar(&cfg.ClockMaxAhead, "clock-max-ahead", DefaultClockMaxAhead, flagUsage(specs, "clock-max-ahead"))
-
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			Usage(out, fs, specs)
-		}
-		return Config{}, err
+	for _, m := range modules {
+		specs = append(specs, FlagSpec{m.Name, m.Env, m.Usage})
+		cfg.Modules[m.Name] = m.Default
+		fs.Var(&moduleFlag{values: cfg.Modules, name: m.Name, bool: m.Bool}, m.Name, m.Usage)
 	}
+	return cfg, fs, specs
+}
+
+// Finish completes a Config whose flags fs has parsed: variables from env
+// fill in what the command line left unset, defaults that depend on the
+// machine are filled in, and the whole is validated.
+func (c *Config) Finish(fs *flag.FlagSet, specs []FlagSpec, env Env, sys System) (Config, error) {
+	cfg := c
 	// Variables fill in only what the command line left unset, so a flag
 	// wins even over a variable that would not parse.
 	given := map[string]bool{}
@@ -272,9 +364,6 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 				return Config{}, fmt.Errorf("%s=%q: %w", s.env, v, err)
 			}
 		}
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q (see camd --help)", fs.Arg(0))
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir(sys)
@@ -287,12 +376,12 @@ func Parse(cmd string, args []string, env Env, sys System, out io.Writer) (Confi
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
-	return cfg, nil
+	return *cfg, nil
 }
 
 // flagUsage is the usage of the flag called name in specs: looked up by
 // name, as flags added in different places would shift any index.
-func flagUsage(specs []flagSpec, name string) string {
+func flagUsage(specs []FlagSpec, name string) string {
 	for _, s := range specs {
 		if s.name == name {
 			return s.usage
@@ -437,15 +526,16 @@ func checkServer(s string) error {
 }
 
 // Usage prints the commands, every flag with its variable and default.
-func Usage(out io.Writer, fs *flag.FlagSet, specs []flagSpec) {
+func Usage(out io.Writer, fs *flag.FlagSet, specs []FlagSpec) {
 	fmt.Fprint(out, `camd: the cam's authenticated HTTP API
 
 Usage:
   camd [serve] [flags]   run the server (the default command)
   camd passwd [flags]    set the owner password: reads one line from stdin,
                          or prompts twice when stdin is a terminal
-  camd client add NAME [--scope ack] | list | revoke NAME
-                         manage client credentials (see camd client --help)
+  camd client add NAME [--scope SCOPE]... | list | revoke NAME
+                         manage client credentials (see camd client --help
+                         for the scopes)
   camd healthcheck       exit 0 when the local server's /healthz answers 200
                          (for container HEALTHCHECKs; uses --listen and --tls)
   camd version           print the version

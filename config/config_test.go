@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -36,11 +37,16 @@ func fakeSystem(mounts, dirs []string) config.System {
 	return config.System{IsMountPoint: has(mounts), IsDir: has(dirs)}
 }
 
+// ackFlag is a module's flag (the ack module's, as it declares it): Parse
+// handles module flags as its own, from the command line and the
+// environment, with the spellings camd's switches take.
+var ackFlag = config.Flag{Name: "ack-group-commit", Env: "CAMD_ACK_GROUP_COMMIT", Default: "true", Bool: true}
+
 var (
 	bareSystem = fakeSystem(nil, nil)
 	defaults   = config.Config{Listen: ":8080", DataDir: "./camd-data", TokenTTL: time.Hour, LogFormat: "text", LockoutIPv6Prefix: 64,
 		ClockMode: "auto", NTPServers: config.DefaultNTPServers, NTPInterval: time.Hour, TLS: "off",
-		AckGroupCommit: true, MemoryLimit: config.DefaultMemoryLimit, MaxConnsPerAddr: config.DefaultMaxConnsPerAddr,
+		Modules: config.Values{"ack-group-commit": "true"}, MemoryLimit: config.DefaultMemoryLimit, MaxConnsPerAddr: config.DefaultMaxConnsPerAddr,
 		ClockMaxAhead: config.DefaultClockMaxAhead}
 )
 
@@ -69,7 +75,7 @@ func TestParse(t *testing.T) {
 	fromAllEnv := config.Config{Listen: "127.0.0.1:9000", DataDir: "/var/lib/camd", SecretFile: "/run/secrets/camd", TokenTTL: 30 * time.Minute, LogFormat: "json",
 		ClockMode: "ntp", NTPServers: "127.0.0.1:11123, ntp.example:123", NTPInterval: 30 * time.Minute, SetSystemClock: true,
 		TLS: "files", TLSCert: "/etc/camd/tls.crt", TLSKey: "/etc/camd/tls.key", TrustedProxies: "10.0.0.0/8,192.0.2.7",
-		AckGroupCommit: false, MemoryLimit: "48MiB", LockoutIPv6Prefix: 56, ClockMaxAhead: 87600 * time.Hour,
+		Modules: config.Values{"ack-group-commit": "false"}, MemoryLimit: "48MiB", LockoutIPv6Prefix: 56, ClockMaxAhead: 87600 * time.Hour,
 		MaxConns: 200, MaxConnsPerAddr: 8}
 	allFlags := []string{"--listen=[::1]:7000", "--data-dir", "/data", "-secret-file=/s.bin", "--token-ttl", "2h", "--log-format=text",
 		"--clock=system", "--ntp-servers=[::1]:123", "--ntp-interval=2h", "--set-system-clock=false",
@@ -78,7 +84,7 @@ func TestParse(t *testing.T) {
 		"--max-conns=1000", "--max-conns-per-addr=0"}
 	fromAllFlags := config.Config{Listen: "[::1]:7000", DataDir: "/data", SecretFile: "/s.bin", TokenTTL: 2 * time.Hour, LogFormat: "text",
 		ClockMode: "system", NTPServers: "[::1]:123", NTPInterval: 2 * time.Hour, TLS: "auto", TrustedProxies: "fd00::/8",
-		AckGroupCommit: true, MemoryLimit: "off", LockoutIPv6Prefix: 128, ClockMaxAhead: 720 * time.Hour,
+		Modules: config.Values{"ack-group-commit": "true"}, MemoryLimit: "off", LockoutIPv6Prefix: 128, ClockMaxAhead: 720 * time.Hour,
 		MaxConns: 1000}
 
 	with := func(f func(c *config.Config)) config.Config {
@@ -147,11 +153,11 @@ func TestParse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			got, err := config.Parse("serve", tt.args, envOf(tt.env), tt.sys, &out)
+			got, err := config.Parse("serve", tt.args, envOf(tt.env), tt.sys, &out, ackFlag)
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Parse =\n  %+v\nwant\n  %+v", got, tt.want)
 			}
 			if out.Len() != 0 {
@@ -210,7 +216,7 @@ func TestParseErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			got, err := config.Parse("serve", tt.args, envOf(tt.env), bareSystem, &out)
+			got, err := config.Parse("serve", tt.args, envOf(tt.env), bareSystem, &out, ackFlag)
 			if err == nil {
 				t.Fatalf("Parse succeeded with %+v, want an error", got)
 			}
@@ -224,7 +230,7 @@ func TestParseErrors(t *testing.T) {
 			if !strings.Contains(msg, tt.text) {
 				t.Errorf("error %q does not contain %q", msg, tt.text)
 			}
-			if got != (config.Config{}) {
+			if !reflect.DeepEqual(got, config.Config{}) {
 				t.Errorf("Parse returned %+v with an error", got)
 			}
 			if out.Len() != 0 {
@@ -243,7 +249,7 @@ func TestParseHelp(t *testing.T) {
 			if !errors.Is(err, flag.ErrHelp) {
 				t.Fatalf("Parse error = %v, want flag.ErrHelp", err)
 			}
-			if got != (config.Config{}) {
+			if !reflect.DeepEqual(got, config.Config{}) {
 				t.Errorf("Parse returned %+v with help", got)
 			}
 			usage := out.String()

@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,7 +77,7 @@ func FuzzParse(f *testing.F) {
 			if errors.Is(err, flag.ErrHelp) {
 				t.Fatalf("Parse(%q) asked for help", args)
 			}
-			if cfg != (config.Config{}) {
+			if !reflect.DeepEqual(cfg, config.Config{}) {
 				t.Fatalf("Parse returned %+v with error %v", cfg, err)
 			}
 		} else {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"camd/internal/camdtest"
 )
 
 // The podman flags that work on these machines: runc, and explicit ulimits
@@ -98,43 +101,68 @@ func freePort(t *testing.T) int {
 // container is one running camd container, published on 127.0.0.1.
 type container struct {
 	*proc
-	name string
+	name   string
+	notify *camdtest.Notify
 }
 
 // runContainer starts the image with extra podman run arguments and waits
-// for /healthz from the host.
+// until camd in it signals readiness: podman's --sdnotify=container hands
+// the container a socket and forwards its READY=1 to camdtest's.
 func runContainer(t *testing.T, image string, args ...string) *container {
 	t.Helper()
+	n, err := camdtest.ListenNotify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
 	name := "camd-e2e-" + randHex(4)
 	port := freePort(t)
-	runArgs := append([]string{"run", "-d", "--name", name, "-p", "127.0.0.1:" + strconv.Itoa(port) + ":8080",
+	runArgs := append([]string{"run", "-d", "--sdnotify=container", "--name", name, "-p", "127.0.0.1:" + strconv.Itoa(port) + ":8080",
 		"-e", "CAMD_CLOCK=system"}, ulimits...)
 	runArgs = append(append(runArgs, args...), image)
-	mustPodman(t, runArgs...)
+	if out, err := podmanNotify(n, runArgs...); err != nil {
+		t.Fatalf("podman run: %v\n%s", err, out)
+	}
 	t.Cleanup(func() { podman(t, "rm", "-f", "-t", "0", name) })
-	c := &container{proc: &proc{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}, name: name}
-	c.waitHealthy()
-	logs, _ := podman(t, "logs", name)
-	for _, line := range strings.Split(logs, "\n") {
-		if pw, ok := strings.CutPrefix(line, "initial owner password: "); ok {
-			c.Password = pw
+	c := &container{proc: &proc{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}, name: name, notify: n}
+	c.waitReady()
+	// conmon writes the logs apart from the READY it forwards: give the
+	// line camd printed before READY a moment to land.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		logs, _ := podman(t, "logs", name)
+		if c.Password = camdtest.PasswordIn(logs); c.Password != "" || time.Now().After(deadline) {
+			break
 		}
 	}
 	return c
 }
 
-func (c *container) waitHealthy() {
+// podmanNotify runs podman with NOTIFY_SOCKET set to n, which podman run
+// and restart hand to the container.
+func podmanNotify(n *camdtest.Notify, args ...string) (string, error) {
+	cmd := exec.Command("podman", append(podmanRun, args...)...)
+	cmd.Env = append(os.Environ(), n.Env())
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// restart is podman restart, waiting for camd to be ready again.
+func (c *container) restart() {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if r, err := c.try("GET", "/healthz", ""); err == nil && r.Status == 200 {
-			return
-		}
-		if time.Now().After(deadline) {
-			logs, _ := podman(c.t, "logs", c.name)
-			c.t.Fatalf("container %s never became healthy:\n%s", c.name, logs)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if out, err := podmanNotify(c.notify, "restart", "-t", "10", c.name); err != nil {
+		c.t.Fatalf("podman restart: %v\n%s", err, out)
+	}
+	c.waitReady()
+}
+
+// waitReady waits for the next READY=1 from the container.
+func (c *container) waitReady() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(c.t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := c.notify.Wait(ctx, nil); err != nil {
+		logs, _ := podman(c.t, "logs", c.name)
+		c.t.Fatalf("container %s never became ready: %v\n%s", c.name, err, camdtest.WithoutPassword(logs))
 	}
 }
 
@@ -196,8 +224,7 @@ func TestContainer(t *testing.T) {
 			}
 		}
 
-		mustPodman(t, "restart", "-t", "10", c.name)
-		c.waitHealthy()
+		c.restart()
 		if r := c.do("GET", "/api/ack", "", bearer(tok)); r.Status != 200 || r.field(t, "count") != float64(6) {
 			t.Errorf("after a restart the token or the ack is gone: %d %s", r.Status, r.Body)
 		}

@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -37,7 +38,8 @@ import (
 	"testing"
 	"time"
 
-	"camd/platform/ackstore"
+	"camd/internal/camdtest"
+	"camd/modules/ack/ackstore"
 	"camd/platform/atomicfile"
 	"camd/platform/clients"
 	"camd/platform/ntpclock"
@@ -355,17 +357,20 @@ type crashDisk struct {
 // with their modes: anything else is a stray temporary or a file moved
 // aside as damaged.
 var crashFiles = map[string]fs.FileMode{
-	secret.FileName:           0o600,
-	password.FileName:         0o600,
-	password.ChangedFileName:  0o600,
-	ackstore.FileName:         0o600,
-	clients.FileName:          0o600,
-	clients.UsageFileName:     0o600,
-	ntpclock.LastGoodFileName: 0o600,
-	tlscert.CertFileName:      0o644,
-	tlscert.KeyFileName:       0o600,
-	".lock":                   0o600, // datadir.Lock's flock file
+	secret.FileName:            0o600,
+	password.FileName:          0o600,
+	password.ChangedFileName:   0o600,
+	"ack/" + ackstore.FileName: 0o600, // in the ack module's own directory
+	clients.FileName:           0o600,
+	clients.UsageFileName:      0o600,
+	ntpclock.LastGoodFileName:  0o600,
+	tlscert.CertFileName:       0o644,
+	tlscert.KeyFileName:        0o600,
+	".lock":                    0o600, // datadir.Lock's flock file
 }
+
+// crashDirs are the only directories it may hold: the modules' own.
+var crashDirs = map[string]fs.FileMode{"ack": 0o700}
 
 // checkDir lists the data directory of a running camd that has not been
 // sent a request yet, so nothing is being written, and parses every file.
@@ -385,25 +390,37 @@ func (h *crashHarness) checkDir() crashDisk {
 	if !fat && info.Mode().Perm() != 0o700 {
 		fail("data directory mode %v, want 0700", info.Mode().Perm())
 	}
-	entries, err := os.ReadDir(h.dir)
-	if err != nil {
-		t.Fatalf("round %d: %v", h.round, err)
-	}
-	for _, e := range entries {
-		want, known := crashFiles[e.Name()]
-		if !known {
-			fail("stray file %q in the data directory after a start", e.Name())
-			continue
-		}
-		fi, err := e.Info()
+	var list func(rel string)
+	list = func(rel string) {
+		entries, err := os.ReadDir(filepath.Join(h.dir, rel))
 		if err != nil {
-			fail("%v", err)
-			continue
+			t.Fatalf("round %d: %v", h.round, err)
 		}
-		if !fi.Mode().IsRegular() || (!fat && fi.Mode().Perm() != want) {
-			fail("%s: mode %v, want a regular file %v", e.Name(), fi.Mode(), want)
+		for _, e := range entries {
+			name := path.Join(rel, e.Name())
+			fi, err := e.Info()
+			if err != nil {
+				fail("%v", err)
+				continue
+			}
+			if want, ok := crashDirs[name]; ok && fi.IsDir() {
+				if !fat && fi.Mode().Perm() != want {
+					fail("%s: mode %v, want a directory %v", name, fi.Mode(), want)
+				}
+				list(name)
+				continue
+			}
+			want, known := crashFiles[name]
+			if !known {
+				fail("stray file %q in the data directory after a start", name)
+				continue
+			}
+			if !fi.Mode().IsRegular() || (!fat && fi.Mode().Perm() != want) {
+				fail("%s: mode %v, want a regular file %v", name, fi.Mode(), want)
+			}
 		}
 	}
+	list("")
 
 	read := func(name string) ([]byte, bool) {
 		b, err := os.ReadFile(filepath.Join(h.dir, name))
@@ -458,7 +475,7 @@ func (h *crashHarness) checkDir() crashDisk {
 			fail("tls.crt and tls.key are not a pair: %v", err)
 		}
 	}
-	if b, ok := read(ackstore.FileName); ok {
+	if b, ok := read(filepath.Join("ack", ackstore.FileName)); ok {
 		var a ackstore.Ack
 		if err := json.Unmarshal(b, &a); err != nil || a.User == "" || a.AckedAt.IsZero() {
 			fail("ack.json %q: not an ack (%v)", b, err)
@@ -507,7 +524,7 @@ func (h *crashHarness) accepted(p *proc, tok string) bool {
 	switch {
 	case r.Status == http.StatusOK || r.Status == http.StatusNotFound:
 		return true
-	case r.Status == http.StatusUnauthorized && r.Header.Get("WWW-Authenticate") == invalidToken:
+	case r.Status == http.StatusUnauthorized && strings.HasPrefix(r.Header.Get("WWW-Authenticate"), invalidToken+", error_description="):
 		return false
 	}
 	h.t.Errorf("round %d: GET /api/ack: %d %q %s", h.round, r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
@@ -839,12 +856,13 @@ func (a *crashAim) close() {
 	}
 }
 
-// crashExit is how a command run by runKilled ended.
+// crashExit is how a command run by runKilled (or serveKilled) ended.
 type crashExit struct {
 	completed bool // exited by itself before the kill
 	code      int
 	stdout    string
-	stderr    string
+	stderr    string // serveKilled: without the password line
+	password  string // serveKilled: the initial owner password it printed
 }
 
 // runKilled runs camd with args and SIGKILLs it as h.kill says, unless it
@@ -866,19 +884,45 @@ func (h *crashHarness) runKilled(stdin string, args ...string) crashExit {
 		cmd.Wait() // the exit status is read from ProcessState
 		close(done)
 	}()
+	st := h.killWhenAimed(aim, cmd, done, strings.Join(args, " "))
+	return crashExit{completed: st.Exited(), code: st.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// serveKilled is runKilled for camd serve on h.dir, started by camdtest
+// without waiting for it to be ready.
+func (h *crashHarness) serveKilled() crashExit {
+	t := h.t
+	t.Helper()
+	aim := h.aim()
+	defer aim.close()
+	p, err := camdtest.Launch(serveOptions(t, h.dir, h.serveFlags()))
+	if err != nil {
+		t.Fatalf("round %d: %v", h.round, err)
+	}
+	t.Cleanup(p.Kill)
+	st := h.killWhenAimed(aim, p.Cmd, p.Done(), "serve")
+	p.Kill() // reaped already; sets p.Password on this goroutine
+	return crashExit{completed: st.Exited(), code: st.ExitCode(), stderr: p.Logs(), password: p.Password}
+}
+
+// killWhenAimed SIGKILLs cmd at aim's moment, unless done (it was
+// reaped) closes first, and returns how it ended: by itself or by SIGKILL.
+func (h *crashHarness) killWhenAimed(aim *crashAim, cmd *exec.Cmd, done <-chan struct{}, what string) *os.ProcessState {
+	t := h.t
+	t.Helper()
 	aim.wait(done)
 	cmd.Process.Kill() // fails harmlessly when it has exited
 	select {
 	case <-done:
 	case <-time.After(crashWait):
-		t.Fatalf("round %d: camd %v did not die within %v of SIGKILL", h.round, args, crashWait)
+		t.Fatalf("round %d: camd %s did not die within %v of SIGKILL", h.round, what, crashWait)
 	}
 	st := cmd.ProcessState
 	ws, _ := st.Sys().(syscall.WaitStatus)
 	if !st.Exited() && !(ws.Signaled() && ws.Signal() == syscall.SIGKILL) {
-		t.Fatalf("round %d: camd %v ended with %v", h.round, args, st)
+		t.Fatalf("round %d: camd %s ended with %v", h.round, what, st)
 	}
-	return crashExit{completed: st.Exited(), code: st.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+	return st
 }
 
 // during runs work against p in a goroutine, kills p as h.kill says and
@@ -915,16 +959,11 @@ func crashFirstStart(h *crashHarness) {
 			t.Fatal(err)
 		}
 	}
-	ex := h.runKilled("", append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir", h.dir, "--clock", "system"}, h.serveFlags()...)...)
+	ex := h.serveKilled()
 	if ex.completed {
 		t.Fatalf("round %d: camd exited by itself (%d):\n%s", h.round, ex.code, ex.stderr)
 	}
-	printed := ""
-	for _, line := range strings.Split(ex.stderr, "\n") {
-		if pw, ok := strings.CutPrefix(line, "initial owner password: "); ok {
-			printed = pw
-		}
-	}
+	printed := ex.password
 	// What the kill left, before the next start repairs anything.
 	sec, secErr := os.ReadFile(filepath.Join(h.dir, secret.FileName))
 	_, hashErr := os.Stat(filepath.Join(h.dir, password.FileName))

@@ -368,7 +368,8 @@ func TestSystemdUnit(t *testing.T) {
 	unit := unitDirectives(t, unitFile)
 	// The last assignment of a key is the one that counts.
 	want := map[string]string{
-		"Service.Type":                    "exec",
+		"Service.Type":                    "notify", // camd sends READY=1 (platform/sdnotify)
+		"Service.NotifyAccess":            "main",
 		"Service.ExecStart":               "/usr/bin/camd serve",
 		"Service.Restart":                 "on-failure",
 		"Service.DynamicUser":             "yes",

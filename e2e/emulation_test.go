@@ -1,22 +1,16 @@
 package e2e
 
 import (
-	"bufio"
 	"debug/buildinfo"
 	"debug/elf"
 	"encoding/binary"
-	"encoding/json"
-	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"camd/internal/testlog"
+	"camd/internal/camdtest"
 )
 
 // camArch is a cam SoC target: how to build for it, which qemu-user runs
@@ -84,15 +78,11 @@ func testEmulated(t *testing.T, a camArch) {
 	}
 
 	// qemu-user passes SIGTERM on to the guest and exits with its status.
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	code, err := p.cp.Stop() // within Options.StopTimeout, 20 s
+	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("did not exit within 20s of SIGTERM:\n%s", p.logs())
-	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+	if code != 0 {
 		t.Fatalf("exit code %d after SIGTERM:\n%s", code, p.logs())
 	}
 	if strings.Contains(p.logs(), `"level":"ERROR"`) {
@@ -104,18 +94,11 @@ func testEmulated(t *testing.T, a camArch) {
 // crossBuild builds camd for a as `make dist` does, minus the stamps.
 func crossBuild(t *testing.T, a camArch) string {
 	t.Helper()
-	// The build is a subprocess: make go test see the sources (see camd).
-	if err := readSources(".."); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "camd")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "camd")
 	// Later entries win, so these override whatever the caller exported.
-	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+a.goarch, a.variant, "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("cross-build %s: %v\n%s", a.name, err, out)
-	}
-	return bin
+	return camdtest.BuildWith(t, "camd", camdtest.BuildOptions{
+		Env:   []string{"GOOS=linux", "GOARCH=" + a.goarch, a.variant, "CGO_ENABLED=0"},
+		Flags: []string{"-trimpath", "-ldflags", "-s -w"},
+	})
 }
 
 // checkELF proves the binary is foreign: 32-bit little-endian for the
@@ -146,45 +129,17 @@ func checkELF(t *testing.T, bin string, a camArch) {
 	t.Fatalf("build info records no %s", key)
 }
 
-// startEmulated is tryStart with the binary run by qemu-user. It returns a
-// proc so the package's HTTP helpers apply.
+// startEmulated is start with the binary run by qemu-user.
 func startEmulated(t *testing.T, qemu, bin, dataDir string) *proc {
 	t.Helper()
-	cmd := exec.Command(qemu, bin, "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir", dataDir, "--clock", "system")
-	pipe, err := cmd.StderrPipe()
+	p, err := startWith(t, camdtest.Options{
+		Bin: bin, Wrapper: []string{qemu}, Dir: dataDir,
+		// Emulation is slow: the first start hashes the password at
+		// ~0.1 s per pass.
+		Timeout: 60 * time.Second, StopTimeout: 20 * time.Second,
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{t: t, cmd: cmd, stderr: &testlog.Buffer{}, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(io.TeeReader(pipe, p.stderr))
-		for sc.Scan() {
-			line := sc.Text()
-			if pw, ok := strings.CutPrefix(line, "initial owner password: "); ok {
-				p.Password = pw
-				continue
-			}
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				addr <- rec.Addr
-			}
-		}
-		p.waitErr = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.kill)
-	select {
-	case a := <-addr:
-		p.URL = "http://" + a
-	case <-p.done:
-		t.Fatalf("camd exited before listening: %v\n%s", p.waitErr, p.stderr.String())
-	// Emulation is slow: the first start hashes the password at ~0.1 s per pass.
-	case <-time.After(30 * time.Second):
-		t.Fatalf("camd did not listen within 30s under %s:\n%s", filepath.Base(qemu), p.stderr.String())
+		t.Fatalf("under %s: %v", filepath.Base(qemu), err)
 	}
 	return p
 }

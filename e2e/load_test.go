@@ -8,7 +8,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,8 +23,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"camd/internal/testlog"
 )
 
 // The server's timeouts, as set in app/app.go (unexported there). The slow
@@ -82,7 +79,8 @@ func needFDs(t *testing.T, n uint64) {
 
 // accessTally counts camd's access-log lines by status instead of keeping
 // them: under load camd logs one line per request, hundreds of thousands in
-// long mode, and the test only needs the counts. Every other line is kept.
+// long mode, and the test only needs the counts. Every other line is kept,
+// in the proc's logs.
 type accessTally struct {
 	mu       sync.Mutex
 	byStatus map[int]int
@@ -90,7 +88,6 @@ type accessTally struct {
 	// tells a slow server from a slow test client.
 	keepLatency bool
 	latency     []time.Duration
-	other       testlog.Buffer // every other line, as proc.stderr
 }
 
 // add counts line if it is an access-log line and reports whether it was.
@@ -137,57 +134,16 @@ func (a *accessTally) counts() (map[int]int, int) {
 
 // startTallied is start, except that camd's access log is counted by
 // accessTally rather than kept in memory (see accessTally). It returns once
-// camd listens. As with start, each extra starting with "-" is a flag and any
-// other a NAME=value environment variable.
+// camd is ready. As with start, each extra starting with "-" is a flag and
+// any other a NAME=value environment variable.
 func startTallied(t *testing.T, dataDir string, extra ...string) (*proc, *accessTally) {
 	t.Helper()
-	cmd := serveCmd(t, dataDir, extra)
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatalf("stderr pipe: %v", err)
-	}
 	tally := &accessTally{byStatus: map[int]int{}}
-	p := &proc{t: t, cmd: cmd, stderr: &tally.other, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start camd: %v", err)
-	}
-	addr := make(chan string, 1)
-	password := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			if tally.add(line) {
-				continue
-			}
-			tally.other.Write(line) // one writer: the two writes stay together
-			tally.other.Write([]byte{'\n'})
-			if pw, ok := strings.CutPrefix(string(line), "initial owner password: "); ok {
-				password <- pw
-				continue
-			}
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
-				addr <- "http://" + rec.Addr
-			}
-		}
-		io.Copy(io.Discard, pipe) // a line over 1 MiB must not block camd
-		p.waitErr = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.kill)
-	select {
-	case p.URL = <-addr:
-	case <-p.done:
-		t.Fatalf("camd exited before listening: %v\n%s", p.waitErr, tally.other.String())
-	case <-time.After(15 * time.Second):
-		p.kill()
-		t.Fatalf("camd did not listen within 15s:\n%s", tally.other.String())
-	}
-	select {
-	case p.Password = <-password:
-	default: // an existing data directory prints none
+	o := serveOptions(t, dataDir, extra)
+	o.Filter = tally.add
+	p, err := startWith(t, o)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return p, tally
 }
@@ -551,7 +507,7 @@ func TestLoadKeepAlive(t *testing.T) {
 	if measured == 0 {
 		t.Fatal("no request in the measured phase")
 	}
-	for _, line := range strings.Split(tally.other.String(), "\n") {
+	for _, line := range strings.Split(p.logs(), "\n") {
 		if strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, `"level":"WARN"`) {
 			t.Errorf("camd logged: %s", line)
 		}
@@ -856,7 +812,7 @@ func TestSlowClients(t *testing.T) {
 			t.Errorf("camd logged %d requests with status %d", n, code)
 		}
 	}
-	for _, line := range strings.Split(tally.other.String(), "\n") {
+	for _, line := range strings.Split(p.logs(), "\n") {
 		if strings.Contains(line, `"level":"ERROR"`) {
 			t.Errorf("camd logged: %s", line)
 		}

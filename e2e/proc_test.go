@@ -4,112 +4,57 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"camd/internal/apitest"
-	"camd/internal/testlog"
-)
-
-// binDir holds the camd binary, built once for the whole package.
-var (
-	binDir    string
-	buildOnce sync.Once
-	bin       string
-	buildErr  error
+	"camd/internal/camdtest"
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "camd-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	camdtest.RemoveBuilds()
 	if v, err := apitest.Default(); err == nil && testing.Verbose() {
 		fmt.Printf("OpenAPI: %d exchanges checked against modules/apidoc/openapi.yaml\n", v.Checked())
 	}
 	os.Exit(code)
 }
 
-// camd builds the binary on first use. It runs inside a test, after go test
-// starts recording which files the tests read (see readSources).
+// camd builds the binary on first use (camdtest.Build). It runs inside a
+// test, after go test starts recording which files the tests read.
 func camd(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if buildErr = readSources(".."); buildErr != nil {
-			return
-		}
-		bin = filepath.Join(binDir, "camd")
-		out, err := exec.Command("go", "build", "-o", bin, "camd").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("build camd: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return bin
+	return camdtest.Build(t, "camd")
 }
 
-// readSources reads every Go source and module file of camd, and every file
-// it may embed. The binary is built by a subprocess, so without this go test
-// would not know these tests depend on the sources and would replay a cached
-// pass after a change.
-func readSources(root string) error {
-	// The kinds of file camd may embed: templates, styles, the OpenAPI
-	// document. A change to one changes the binary too.
-	embeddable := []string{".html", ".tmpl", ".gohtml", ".css", ".js", ".svg", ".yaml", ".yml"}
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		read := strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum"
-		for _, suffix := range embeddable {
-			read = read || strings.HasSuffix(path, suffix)
-		}
-		if read {
-			_, err = os.ReadFile(path)
-		}
-		return err
-	})
-}
-
-// proc is one running camd.
+// proc is one running camd, or only a URL (a container, a phone's view of
+// a server) for the package's HTTP helpers.
 type proc struct {
 	t        *testing.T
+	cp       *camdtest.Proc // nil for a URL only
 	cmd      *exec.Cmd
 	URL      string
 	Password string // the initial owner password, when this start printed one
-	stderr   *testlog.Buffer
+	stderr   output
 	client   *http.Client // nil: the package's plain client
-	done     chan struct{}
-	waitErr  error
+	done     <-chan struct{}
 }
 
+// output is what camd wrote, the password line included.
+type output struct{ cp *camdtest.Proc }
+
+func (o output) String() string { return o.cp.Output() }
+
 // start runs camd serve on 127.0.0.1 with an ephemeral port and JSON logs,
-// and waits until it listens. Each extra starting with "-" is a flag, any
+// and waits until it is ready. Each extra starting with "-" is a flag, any
 // other is a NAME=value environment variable.
 func start(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
@@ -120,104 +65,54 @@ func start(t *testing.T, dataDir string, extra ...string) *proc {
 	return p
 }
 
-// serveCmd is the camd serve command on dataDir: a free loopback port, JSON
-// logs, and --clock system unless the test says otherwise (no NTP traffic).
+// serveOptions are camdtest's defaults (a free loopback port, JSON logs,
+// --clock system unless the test says otherwise: no NTP traffic) on dataDir.
 // Each extra starting with "-" is a flag, any other a NAME=value
 // environment variable.
-func serveCmd(t *testing.T, dataDir string, extra []string) *exec.Cmd {
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir", dataDir, "--clock", "system"}
-	env := os.Environ()
+func serveOptions(t *testing.T, dataDir string, extra []string) camdtest.Options {
+	o := camdtest.Options{Bin: camd(t), Dir: dataDir}
 	for _, e := range extra {
 		if strings.HasPrefix(e, "-") {
-			args = append(args, e)
+			o.Flags = append(o.Flags, e)
 		} else {
-			env = append(env, e)
+			o.Env = append(o.Env, e)
 		}
 	}
-	cmd := exec.Command(camd(t), args...)
-	cmd.Env = env
-	return cmd
+	return o
 }
 
-// tryStart is start for callers that expect the start to fail.
+// tryStart is start for callers that expect the start to fail. Unless camd
+// could not be run at all, it returns the proc, exited, with the error.
 func tryStart(t *testing.T, dataDir string, extra ...string) (*proc, error) {
 	t.Helper()
-	cmd := serveCmd(t, dataDir, extra)
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
+	return startWith(t, serveOptions(t, dataDir, extra))
+}
+
+// startWith starts camd as o says and wraps it for the package's helpers.
+func startWith(t *testing.T, o camdtest.Options) (*proc, error) {
+	t.Helper()
+	cp, err := camdtest.TryStart(t, o)
+	if cp == nil {
 		return nil, err
 	}
-	p := &proc{t: t, cmd: cmd, stderr: &testlog.Buffer{}, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(io.TeeReader(pipe, p.stderr))
-		for sc.Scan() {
-			line := sc.Text()
-			if pw, ok := strings.CutPrefix(line, "initial owner password: "); ok {
-				p.Password = pw
-				continue
-			}
-			var rec struct {
-				Msg, Addr string
-				TLS       bool
-			}
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				scheme := "http://"
-				if rec.TLS {
-					scheme = "https://"
-				}
-				addr <- scheme + rec.Addr
-			}
-		}
-		p.waitErr = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.kill() })
-	select {
-	case a := <-addr:
-		p.URL = a
-		return p, nil
-	case <-p.done:
-		return p, fmt.Errorf("camd exited before listening: %v\n%s", p.waitErr, p.stderr.String())
-	case <-time.After(15 * time.Second):
-		p.kill()
-		return p, fmt.Errorf("camd did not listen within 15s:\n%s", p.stderr.String())
-	}
+	return &proc{t: t, cp: cp, cmd: cp.Cmd, URL: cp.URL, Password: cp.Password, stderr: output{cp}, done: cp.Done()}, err
 }
 
 // stop sends SIGTERM and returns the exit code.
 func (p *proc) stop() int {
 	p.t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		p.t.Fatalf("SIGTERM: %v", err)
+	code, err := p.cp.Stop()
+	if err != nil {
+		p.t.Fatal(err)
 	}
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		p.t.Fatal("camd did not exit within 15s of SIGTERM")
-	}
-	return p.cmd.ProcessState.ExitCode()
+	return code
 }
 
 // kill is kill -9: no chance to clean up.
-func (p *proc) kill() {
-	p.cmd.Process.Kill()
-	<-p.done
-}
+func (p *proc) kill() { p.cp.Kill() }
 
 // logs returns stderr without the initial-password line.
-func (p *proc) logs() string {
-	var out []string
-	for _, l := range strings.Split(p.stderr.String(), "\n") {
-		if !strings.HasPrefix(l, "initial owner password: ") {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
+func (p *proc) logs() string { return p.cp.Logs() }
 
 type response struct {
 	Status int

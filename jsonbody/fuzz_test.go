@@ -17,9 +17,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/labstack/echo/v4"
-
 	"camd/jsonbody"
+
+	"camd/apierr"
 )
 
 // plainUint is the only form of number Uint may take: a JSON integer
@@ -150,15 +150,15 @@ func checkUint(t *testing.T, obj jsonbody.Object, k string, raw json.RawMessage)
 	checkStatus(t, err, http.StatusBadRequest)
 }
 
-// checkStatus fails unless err is an *echo.HTTPError with code and a
-// message.
+// checkStatus fails unless err is an *apierr.Error answered with code, with
+// jsonbody's code for it (codeFor), and a message.
 func checkStatus(t *testing.T, err error, code int) {
 	t.Helper()
-	var he *echo.HTTPError
-	if !errors.As(err, &he) || he.Code != code {
-		t.Fatalf("error %v (%T), want an *echo.HTTPError %d", err, err, code)
+	e, ok := apierr.As(err)
+	if !ok || e.Status() != code || e.Code != codeFor[code] {
+		t.Fatalf("error %v (%T), want an *apierr.Error %d", err, err, code)
 	}
-	if msg, _ := he.Message.(string); msg == "" {
+	if msg := e.Message; msg == "" {
 		t.Fatalf("HTTP error %d without a message", code)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"strconv"
 
 	"github.com/labstack/echo/v4"
+
+	"camd/apierr"
 )
 
 // Object is a JSON object's members, each still encoded.
@@ -34,28 +36,28 @@ func Read(c echo.Context) (Object, error) {
 	if req.ContentLength != 0 {
 		mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
 		if err != nil || mt != echo.MIMEApplicationJSON {
-			return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+			return nil, apierr.New(apierr.UnsupportedMediaType, "Content-Type must be application/json")
 		}
 	}
 	raw, err := io.ReadAll(req.Body)
 	if err != nil {
 		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			return nil, he // 413 from echo's body limiter
+		if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
+			return nil, apierr.New(apierr.BodyTooLarge, "request body too large") // from echo's body limiter
 		}
 		if IsTimeout(err) {
 			// The server's ReadTimeout ended a body that stalled or never
 			// ended (a chunked body without its last chunk).
-			return nil, echo.NewHTTPError(http.StatusRequestTimeout, "request body not received in time")
+			return nil, apierr.New(apierr.RequestTimeout, "request body not received in time")
 		}
-		return nil, echo.NewHTTPError(http.StatusBadRequest, "could not read request body")
+		return nil, apierr.New(apierr.InvalidBody, "could not read request body")
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return Object{}, nil
 	}
 	obj, err := parse(raw)
 	if err != nil {
-		return nil, echo.NewHTTPError(http.StatusBadRequest, err.Error())
+		return nil, apierr.New(apierr.InvalidBody, err.Error())
 	}
 	return obj, nil
 }
@@ -124,14 +126,14 @@ func syntaxError(err error) error {
 func (o Object) String(name string) (string, error) {
 	raw, ok := o[name]
 	if !ok {
-		return "", echo.NewHTTPError(http.StatusBadRequest, "missing "+name)
+		return "", apierr.New(apierr.InvalidBody, "missing "+name)
 	}
 	if len(raw) == 0 || raw[0] != '"' {
-		return "", echo.NewHTTPError(http.StatusBadRequest, name+" must be a string")
+		return "", apierr.New(apierr.InvalidBody, name+" must be a string")
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", echo.NewHTTPError(http.StatusBadRequest, name+" must be a string")
+		return "", apierr.New(apierr.InvalidBody, name+" must be a string")
 	}
 	return s, nil
 }
@@ -146,9 +148,9 @@ const MaxSafeInteger = 1<<53 - 1
 func (o Object) Uint(name string) (uint64, error) {
 	raw, ok := o[name]
 	if !ok {
-		return 0, echo.NewHTTPError(http.StatusBadRequest, "missing "+name)
+		return 0, apierr.New(apierr.InvalidBody, "missing "+name)
 	}
-	bad := func(why string) error { return echo.NewHTTPError(http.StatusBadRequest, name+" "+why) }
+	bad := func(why string) error { return apierr.New(apierr.InvalidBody, name+" "+why) }
 	s := string(raw)
 	switch {
 	case s == "" || s == "null" || s == "true" || s == "false" || s[0] == '[' || s[0] == '{':
@@ -176,7 +178,7 @@ func RequireJSON(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 		if err != nil || mt != echo.MIMEApplicationJSON {
-			return echo.NewHTTPError(http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+			return apierr.New(apierr.UnsupportedMediaType, "Content-Type must be application/json")
 		}
 		return next(c)
 	}

@@ -2,7 +2,6 @@ package jsonbody_test
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +12,8 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"camd/jsonbody"
+
+	"camd/apierr"
 )
 
 const mimeJSON = "application/json"
@@ -27,18 +28,25 @@ func newContext(body io.Reader, contentType string) echo.Context {
 	return echo.New().NewContext(req, httptest.NewRecorder())
 }
 
-// httpError asserts err is an *echo.HTTPError with code and, when msg is not
-// empty, a message containing msg.
+// codeFor is the code jsonbody answers each of its statuses with.
+var codeFor = map[int]apierr.Code{
+	400: apierr.InvalidBody, 408: apierr.RequestTimeout,
+	413: apierr.BodyTooLarge, 415: apierr.UnsupportedMediaType,
+}
+
+// httpError asserts err is an *apierr.Error answered with status code, with
+// jsonbody's code for it, and, when msg is not empty, a message containing
+// msg.
 func httpError(t *testing.T, err error, code int, msg string) {
 	t.Helper()
-	var he *echo.HTTPError
-	if !errors.As(err, &he) {
-		t.Fatalf("error = %v (%T), want *echo.HTTPError %d", err, err, code)
+	e, ok := apierr.As(err)
+	if !ok {
+		t.Fatalf("error = %v (%T), want *apierr.Error %d", err, err, code)
 	}
-	if he.Code != code {
-		t.Errorf("status = %d (%v), want %d", he.Code, he.Message, code)
+	if e.Status() != code || e.Code != codeFor[code] {
+		t.Errorf("status = %d, code %q (%v), want %d %q", e.Status(), e.Code, e.Message, code, codeFor[code])
 	}
-	got, _ := he.Message.(string)
+	got := e.Message
 	if msg != "" && !strings.Contains(got, msg) {
 		t.Errorf("message = %q, want it to contain %q", got, msg)
 	}
@@ -217,6 +225,9 @@ func TestReadBodyLimit(t *testing.T) {
 			var members int
 			e.POST("/", func(c echo.Context) error {
 				obj, err := jsonbody.Read(c)
+				if e, ok := apierr.As(err); ok {
+					return c.JSON(e.Status(), apierr.Body{Error: e.Message, Code: e.Code}) // as camd's error handler does
+				}
 				if err != nil {
 					return err
 				}
@@ -274,7 +285,7 @@ func TestString(t *testing.T) {
 			got, err := obj.String("user")
 			if tt.wantMsg != "" {
 				httpError(t, err, 400, "")
-				if msg := err.(*echo.HTTPError).Message; msg != tt.wantMsg {
+				if msg := err.(*apierr.Error).Message; msg != tt.wantMsg {
 					t.Errorf("message = %q, want %q", msg, tt.wantMsg)
 				}
 				return
@@ -344,7 +355,7 @@ func TestUint(t *testing.T) {
 			got, err := obj.Uint("count")
 			if tt.wantMsg != "" {
 				httpError(t, err, 400, "")
-				if msg := err.(*echo.HTTPError).Message; msg != tt.wantMsg {
+				if msg := err.(*apierr.Error).Message; msg != tt.wantMsg {
 					t.Errorf("message = %q, want %q", msg, tt.wantMsg)
 				}
 				if got != 0 {
@@ -394,9 +405,8 @@ func FuzzRead(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		obj, err := jsonbody.Read(newContext(strings.NewReader(body), mimeJSON))
 		if err != nil {
-			var he *echo.HTTPError
-			if !errors.As(err, &he) || he.Code < 400 || he.Code > 499 {
-				t.Fatalf("Read(%q) = %v, want a 4xx *echo.HTTPError", body, err)
+			if e, ok := apierr.As(err); !ok || e.Status() < 400 || e.Status() > 499 || codeFor[e.Status()] != e.Code {
+				t.Fatalf("Read(%q) = %v, want a 4xx *apierr.Error with jsonbody's code for it", body, err)
 			}
 			return
 		}

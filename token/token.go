@@ -1,21 +1,18 @@
 // Package token owns camd's access token format: HS256 JWTs (RFC 7519) with
-// sub, iat, exp, iss and aud, signed with the cam's secret. Login issues them
-// and the bearer middleware verifies them; nothing else knows the format.
+// sub, iat, exp, iss and aud, signed with the cam's secret. The auth service
+// (camd/auth) issues and verifies them through it; nothing else knows the
+// format. Parsing and claim validation are golang-jwt's own.
 package token
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/labstack/echo/v4"
 
 	"camd/platform/clock"
 )
@@ -69,23 +66,25 @@ func (c *Claims) HasScope(scope string) bool {
 	return slices.Contains(strings.Fields(c.Scope), scope)
 }
 
-// Validator decides whether a correctly signed, unexpired token is still
-// honoured: its client not revoked, or it was issued after the last password
-// change. An error refuses it as invalid_token.
-type Validator func(*Claims) error
-
-// Authority issues and verifies tokens with one key, which Rotate can swap.
+// Authority issues and verifies tokens with one key, which SetKey swaps.
 type Authority struct {
-	// key holds the signing key, a []byte, already in an interface: the
-	// parser's key function returns it as is, where returning a []byte
-	// would box (allocate) it on every request.
-	key      atomic.Value
-	ttl      time.Duration
-	clock    clock.Clock
-	parser   *jwt.Parser
-	validate Validator
-	onUse    func(echo.Context, *Claims)
+	keys   atomic.Pointer[keyRing]
+	ttl    time.Duration
+	clock  clock.Clock
+	parser *jwt.Parser
 }
+
+// keyRing is the signing key and the few it replaced since start. A token
+// signed with a replaced key is refused all the same; knowing the key lets
+// the refusal say why (ErrRotated), so an app asks for a new credential
+// rather than reports a forgery.
+type keyRing struct {
+	current []byte
+	retired [][]byte // newest first, at most maxRetired
+}
+
+// maxRetired bounds the replaced keys kept in memory.
+const maxRetired = 4
 
 // MinKeySize is the shortest key accepted: RFC 7518 section 3.2 requires an
 // HS256 key of at least 256 bits.
@@ -113,28 +112,25 @@ func NewAuthority(key []byte, ttl time.Duration, clk clock.Clock) (*Authority, e
 			jwt.WithStrictDecoding(),
 		),
 	}
-	a.key.Store(key)
+	a.keys.Store(&keyRing{current: key})
 	return a, nil
 }
 
 // SetKey replaces the signing key: every token signed with the old one is
-// refused from the next request on.
+// refused from the next request on, with ErrRotated.
 func (a *Authority) SetKey(key []byte) error {
 	if len(key) < MinKeySize {
 		return fmt.Errorf("token: key is %d bytes, need at least %d", len(key), MinKeySize)
 	}
-	a.key.Store(key)
-	return nil
+	for {
+		old := a.keys.Load()
+		retired := append([][]byte{old.current}, old.retired...)
+		next := &keyRing{current: key, retired: retired[:min(len(retired), maxRetired)]}
+		if a.keys.CompareAndSwap(old, next) {
+			return nil
+		}
+	}
 }
-
-// SetValidator installs the check run on every verified token. Call it
-// before serving.
-func (a *Authority) SetValidator(v Validator) { a.validate = v }
-
-// SetOnUse installs a function the bearer middleware calls for every
-// admitted request, such as recording when a client was last seen. Call it
-// before serving.
-func (a *Authority) SetOnUse(f func(echo.Context, *Claims)) { a.onUse = f }
 
 // TTL returns the lifetime of issued tokens.
 func (a *Authority) TTL() time.Duration { return a.ttl }
@@ -169,213 +165,69 @@ func (a *Authority) sign(claims Claims, ttl time.Duration) (string, error) {
 	claims.Audience = jwt.ClaimStrings{Audience}
 	claims.IssuedAt = jwt.NewNumericDate(now)
 	claims.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
-	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(a.key.Load())
+	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(a.keys.Load().current)
 	if err != nil {
 		return "", fmt.Errorf("token: sign: %w", err)
 	}
 	return signed, nil
 }
 
-// ErrInvalid wraps every reason a presented token is refused.
-var ErrInvalid = errors.New("invalid token")
+// Errors Verify wraps. Every refusal wraps ErrInvalid; an expired token
+// also wraps ErrExpired, one signed with a replaced key ErrRotated.
+var (
+	ErrInvalid = errors.New("invalid token")
+	ErrExpired = jwt.ErrTokenExpired
+	ErrRotated = errors.New("signed with a signing secret since rotated")
+)
 
-// Verify checks a presented token and returns its claims.
+// Verify checks a presented token's signature and claims, through
+// golang-jwt's parser and claim types, and returns its claims.
 func (a *Authority) Verify(raw string) (*Claims, error) {
-	// Decoded into wireClaims, not Claims: see there. The Claims returned
-	// shares the wire's allocation, whose dates it points to anyway.
-	v := new(struct {
-		wire   wireClaims
-		claims Claims
-	})
-	_, err := a.parser.ParseWithClaims(raw, &v.wire, a.keyFunc)
+	ring := a.keys.Load()
+	claims := new(Claims)
+	_, err := a.parser.ParseWithClaims(raw, claims, keyFunc(ring.current))
+	if errors.Is(err, jwt.ErrTokenSignatureInvalid) && a.signedByRetired(ring, raw) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, ErrRotated)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	claims := &v.claims
-	v.wire.fill(claims)
 	if claims.Subject == "" {
 		return nil, fmt.Errorf("%w: no subject", ErrInvalid)
-	}
-	if a.validate != nil {
-		if err := a.validate(claims); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
 	}
 	return claims, nil
 }
 
-var (
-	errCritical     = errors.New("critical header extensions are not supported")
-	errDateInString = errors.New("a NumericDate must be a JSON number, not a string")
-)
-
-func (a *Authority) keyFunc(t *jwt.Token) (any, error) {
-	// WithValidMethods already refuses other algorithms; checking the
-	// concrete method too means a future parser option can't undo the pin.
-	if t.Method != jwt.SigningMethodHS256 {
-		return nil, fmt.Errorf("unexpected signing method %v", t.Header["alg"])
-	}
-	// RFC 7515 section 4.1.11: a JWS whose crit names an extension the
-	// recipient does not understand is invalid. camd understands none, and
-	// golang-jwt ignores crit.
-	if _, ok := t.Header["crit"]; ok {
-		return nil, errCritical
-	}
-	return a.key.Load(), nil
-}
-
-// wireClaims is what Verify decodes a token's payload into: the members of
-// Claims under the same JSON names, in types that cost fewer allocations per
-// request than decoding into Claims itself. jwt.NumericDate and
-// jwt.ClaimStrings decode through a nested json.Unmarshal each, every date
-// is a pointer to one more allocation, and the Claims's embedded struct makes
-// encoding/json grow its error-context stack for every member. The types
-// here decode the forms camd issues directly and hand everything else to
-// the decoder Claims would have used, so that what is accepted and refused,
-// and as what, does not change, with one exception: a date in a JSON string,
-// which jwt.NumericDate accepts, is refused (see numericDate).
-type wireClaims struct {
-	Issuer          claimString `json:"iss"`
-	Subject         claimString `json:"sub"`
-	Audience        audience    `json:"aud"`
-	ExpiresAt       numericDate `json:"exp"`
-	NotBefore       numericDate `json:"nbf"`
-	IssuedAt        numericDate `json:"iat"`
-	ID              string      `json:"jti"`
-	Scope           string      `json:"scope"`
-	PasswordVersion string      `json:"pwv"`
-}
-
-// Interface guard: the parser validates wireClaims through these getters,
-// which answer as RegisteredClaims's do.
-var _ jwt.Claims = (*wireClaims)(nil)
-
-func (w *wireClaims) GetExpirationTime() (*jwt.NumericDate, error) { return w.ExpiresAt.ptr(), nil }
-func (w *wireClaims) GetNotBefore() (*jwt.NumericDate, error)      { return w.NotBefore.ptr(), nil }
-func (w *wireClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return w.IssuedAt.ptr(), nil }
-func (w *wireClaims) GetAudience() (jwt.ClaimStrings, error)       { return w.Audience.list, nil }
-func (w *wireClaims) GetIssuer() (string, error)                   { return string(w.Issuer), nil }
-func (w *wireClaims) GetSubject() (string, error)                  { return string(w.Subject), nil }
-
-// fill sets c to the decoded claims. Its dates point into w.
-func (w *wireClaims) fill(c *Claims) {
-	*c = Claims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    string(w.Issuer),
-			Subject:   string(w.Subject),
-			Audience:  w.Audience.list,
-			ExpiresAt: w.ExpiresAt.ptr(),
-			NotBefore: w.NotBefore.ptr(),
-			IssuedAt:  w.IssuedAt.ptr(),
-			ID:        w.ID,
-		},
-		Scope:           w.Scope,
-		PasswordVersion: w.PasswordVersion,
-	}
-}
-
-// claimString decodes like string, without allocating for the values every
-// owner token carries: iss "camd" and sub "owner".
-type claimString string
-
-func (s *claimString) UnmarshalJSON(b []byte) error {
-	p, ok := plainJSONString(b)
-	if !ok {
-		// Escapes, null, a non-string: as encoding/json decodes a string.
-		return json.Unmarshal(b, (*string)(s))
-	}
-	switch string(p) {
-	case Issuer:
-		*s = Issuer
-	case OwnerSubject:
-		*s = OwnerSubject
-	default:
-		*s = claimString(p)
-	}
-	return nil
-}
-
-// numericDate decodes like *jwt.NumericDate, held by value, except that it
-// refuses a number in a string ("exp":"1700000000"), which jwt.NumericDate
-// reads through json.Number: RFC 7519 section 2 makes a NumericDate a JSON
-// numeric value, and camd never issues one as a string.
-type numericDate struct {
-	date jwt.NumericDate
-	set  bool // false: absent or null, as a nil *jwt.NumericDate
-}
-
-func (n *numericDate) ptr() *jwt.NumericDate {
-	if !n.set {
-		return nil
-	}
-	return &n.date
-}
-
-func (n *numericDate) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		// encoding/json sets a pointer member to nil for null.
-		*n = numericDate{}
-		return nil
-	}
-	if len(b) > 0 && (b[0] == '-' || '0' <= b[0] && b[0] <= '9') {
-		// A JSON number literal (encoding/json has checked its syntax):
-		// parsed as jwt.NumericDate does, through json.Number.Float64,
-		// which is strconv.ParseFloat, then as its
-		// newNumericDateFromSeconds.
-		if f, err := strconv.ParseFloat(string(b), 64); err == nil {
-			round, frac := math.Modf(f)
-			n.date = jwt.NumericDate{Time: time.Unix(int64(round), int64(frac*1e9)).Truncate(jwt.TimePrecision)}
-			n.set = true
-			return nil
+// signedByRetired reports whether raw, refused for its signature, is a token
+// a replaced key signed. Only a refused token pays for it, at most
+// maxRetired HMACs more.
+func (a *Authority) signedByRetired(ring *keyRing, raw string) bool {
+	for _, key := range ring.retired {
+		// Claims are not judged: a rotated key makes the token worthless
+		// whatever they say.
+		p := jwt.NewParser(jwt.WithValidMethods([]string{Algorithm}), jwt.WithoutClaimsValidation())
+		if _, err := p.ParseWithClaims(raw, new(Claims), keyFunc(key)); err == nil {
+			return true
 		}
 	}
-	if len(b) > 0 && b[0] == '"' {
-		return errDateInString
-	}
-	// Anything else (not a number at all, out of range) is
-	// jwt.NumericDate's to refuse.
-	if err := n.date.UnmarshalJSON(b); err != nil {
-		return err
-	}
-	n.set = true
-	return nil
+	return false
 }
 
-// audience decodes like jwt.ClaimStrings.
-type audience struct {
-	list jwt.ClaimStrings
-}
+var errCritical = errors.New("critical header extensions are not supported")
 
-func (a *audience) UnmarshalJSON(b []byte) error {
-	// "aud" as camd issues it, ["camd-api"], or as a single string.
-	s, ok := plainJSONString(b)
-	if !ok && len(b) > 2 && b[0] == '[' && b[len(b)-1] == ']' {
-		s, ok = plainJSONString(b[1 : len(b)-1])
-	}
-	if !ok {
-		// Several members, escapes, null and every malformed form are
-		// jwt.ClaimStrings's to decode, accept or refuse.
-		return a.list.UnmarshalJSON(b)
-	}
-	if string(s) == Audience {
-		a.list = jwt.ClaimStrings{Audience} // the constant: no string to allocate
-	} else {
-		a.list = jwt.ClaimStrings{string(s)}
-	}
-	return nil
-}
-
-// plainJSONString returns the contents of b when b is a JSON string of
-// printable ASCII without escapes, which decodes to exactly those bytes.
-func plainJSONString(b []byte) ([]byte, bool) {
-	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
-		return nil, false
-	}
-	s := b[1 : len(b)-1]
-	for _, c := range s {
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			return nil, false
+func keyFunc(key []byte) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		// WithValidMethods already refuses other algorithms; checking the
+		// concrete method too means a future parser option can't undo the pin.
+		if t.Method != jwt.SigningMethodHS256 {
+			return nil, fmt.Errorf("unexpected signing method %v", t.Header["alg"])
 		}
+		// RFC 7515 section 4.1.11: a JWS whose crit names an extension the
+		// recipient does not understand is invalid. camd understands none, and
+		// golang-jwt ignores crit.
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errCritical
+		}
+		return key, nil
 	}
-	return s, true
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,6 +190,11 @@ func TestVerifyLifetime(t *testing.T) {
 			if !errors.Is(err, token.ErrInvalid) {
 				t.Errorf("Verify at %v = %+v, %v; want ErrInvalid", tt.at, claims, err)
 			}
+			// Past exp the reason is told (the auth service answers
+			// token_expired); an iat in the future is not an expiry.
+			if expired := !tt.at.Before(exp); errors.Is(err, token.ErrExpired) != expired {
+				t.Errorf("Verify at %v: %v; ErrExpired should be %v", tt.at, err, expired)
+			}
 			if claims != nil {
 				t.Errorf("claims %+v returned with an error", claims)
 			}
@@ -245,6 +251,12 @@ func TestVerifyAccepts(t *testing.T) {
 		{"aud as a plain string", craft(hs256Header, claimsJSON(map[string]any{"aud": "camd-api"}), testKey)},
 		{"aud among others", craft(hs256Header, claimsJSON(map[string]any{"aud": []string{"x", "camd-api"}}), testKey)},
 		{"header without typ", craft(`{"alg":"HS256"}`, claimsJSON(nil), testKey)},
+		// golang-jwt's NumericDate reads a numeric JSON string as a date.
+		// camd's hand-written decoder refused it until issue 14 replaced
+		// it with golang-jwt's claim types, on purpose: only a key holder
+		// can sign such a token.
+		{"exp as a numeric string", craft(hs256Header, claimsJSON(map[string]any{"exp": strconv.FormatInt(t0.Unix()+3600, 10)}), testKey)},
+		{"iat as a numeric string", craft(hs256Header, claimsJSON(map[string]any{"iat": strconv.FormatInt(t0.Unix(), 10)}), testKey)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -326,6 +338,9 @@ func TestVerifyRejects(t *testing.T) {
 		{"no exp", craft(hs256Header, claimsJSON(map[string]any{"exp": nil}), testKey)},
 		{"exp not a number", craft(hs256Header, claimsJSON(map[string]any{"exp": "tomorrow"}), testKey)},
 		{"expired", craft(hs256Header, claimsJSON(map[string]any{"exp": iat - 1}), testKey)},
+		{"expired, exp as a numeric string", craft(hs256Header, claimsJSON(map[string]any{"exp": strconv.FormatInt(iat-1, 10)}), testKey)},
+		{"exp a string of a non-integer word", craft(hs256Header, claimsJSON(map[string]any{"exp": "1e"}), testKey)},
+		{"crit header", craft(`{"alg":"HS256","crit":["exp"]}`, claimsJSON(nil), testKey)},
 		{"iat in the future", craft(hs256Header, claimsJSON(map[string]any{"iat": iat + 60}), testKey)},
 		{"nbf in the future", craft(hs256Header, claimsJSON(map[string]any{"nbf": iat + 60}), testKey)},
 		{"no iss", craft(hs256Header, claimsJSON(map[string]any{"iss": nil}), testKey)},

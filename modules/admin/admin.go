@@ -5,19 +5,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
 	"camd/app"
+	"camd/auth"
 	"camd/jsonbody"
-	"camd/platform/ackstore"
-	"camd/platform/clients"
 	"camd/platform/clock"
-	"camd/platform/password"
-	"camd/token"
 )
 
 func init() { app.Register(Info()) }
@@ -35,20 +31,16 @@ const Realm = "Backyard cam admin"
 
 // Module is the owner's admin area.
 type Module struct {
-	owner   *password.Store
-	clients *clients.Store
-	tokens  *token.Authority
-	clock   clock.Clock
-	rotate  func() error
-	log     *slog.Logger
+	auth  *auth.Service
+	clock clock.Clock
+	log   *slog.Logger
 	// fingerprint returns the served HTTPS certificate's, empty without TLS.
 	fingerprint func() string
 
 	// For the HTML page.
 	pages   *pages
 	page    echo.HandlerFunc // showPage behind the CSP and CSRF middleware
-	acks    *ackstore.Store
-	secret  func() app.SecretInfo
+	reports func() []app.Report
 	version string
 	started time.Time // monotonic, for the uptime
 }
@@ -56,25 +48,19 @@ type Module struct {
 // Provision mounts /admin (the page, its forms and the JSON API) behind Basic
 // auth, and warns when the password would cross the network in the clear.
 func (m *Module) Provision(d app.Deps) error {
-	m.owner, m.clients, m.tokens, m.clock, m.rotate, m.log = d.Owner, d.Clients, d.Tokens, d.Clock, d.RotateSecret, d.Log
-	m.fingerprint = d.TLSFingerprint
-	m.acks, m.secret, m.version, m.started = d.Acks, d.Secret, d.Version, time.Now()
-	pages, err := newPages(d.TLSFingerprint() != "")
+	m.auth, m.clock, m.log = d.Auth, d.Clock, d.Log
+	m.fingerprint, m.reports, m.version, m.started = d.Host.TLSFingerprint, d.Host.Reports, d.Host.Version, time.Now()
+	pages, err := newPages(m.fingerprint() != "")
 	if err != nil {
 		return err
 	}
 	m.pages = pages
 	m.page = pages.secure(pages.csrf(m.showPage))
-	if d.TLSFingerprint() == "" && !isLoopback(d.Config.Listen) {
+	if m.fingerprint() == "" && !isLoopback(d.Host.Listen) {
 		d.Log.Warn("/admin uses HTTP Basic auth over plain HTTP on a non-loopback address: the owner password crosses the network in the clear",
-			slog.String("listen", d.Config.Listen))
+			slog.String("listen", d.Host.Listen))
 	}
-	basic := basicAuth(middleware.BasicAuthWithConfig(middleware.BasicAuthConfig{
-		Realm: Realm,
-		Validator: func(user, pass string, c echo.Context) (bool, error) {
-			return d.Passwords.CheckBasic(c, user, pass)
-		},
-	}))
+	basic := d.Auth.Basic(Realm)
 	// Per route rather than g.Use, so a wrong method stays 405 (see modules/ack).
 	g := d.Echo.Group("/admin")
 	g.GET("", m.index, basic)
@@ -94,7 +80,7 @@ func (m *Module) Provision(d app.Deps) error {
 	g.GET("/clients", m.listClients, basic)
 	// A client token made while the clock is untrusted would carry a wrong
 	// iat and exp (from 1970, say), so creation waits like login does.
-	g.POST("/clients", m.createClient, append(change, d.Tokens.RequireTrustedClock())...)
+	g.POST("/clients", m.createClient, append(change, d.Auth.RequireTrustedClock())...)
 	g.DELETE("/clients/:name", m.deleteClient, basic)
 	g.POST("/rotate-secret", m.rotateSecret, change...)
 	g.POST("/password", m.changePassword, change...)
@@ -102,29 +88,7 @@ func (m *Module) Provision(d app.Deps) error {
 }
 
 func (m *Module) hello(c echo.Context) error {
-	return c.String(http.StatusOK, "hi "+password.Owner)
-}
-
-// basicAuth wraps Echo's BasicAuth so its challenge reads "Basic realm=...",
-// the spelling RFC 7617 uses. Echo writes "basic"; the scheme is
-// case-insensitive, but some client libraries compare it as written.
-func basicAuth(mw echo.MiddlewareFunc) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		h := mw(next)
-		return func(c echo.Context) error {
-			// As on the bearer routes: two credentials are ambiguous, and
-			// Echo would take the first.
-			if len(c.Request().Header.Values(echo.HeaderAuthorization)) > 1 {
-				return echo.NewHTTPError(http.StatusBadRequest, "more than one Authorization header")
-			}
-			err := h(c)
-			hdr := c.Response().Header()
-			if v := hdr.Get(echo.HeaderWWWAuthenticate); strings.HasPrefix(v, "basic ") {
-				hdr.Set(echo.HeaderWWWAuthenticate, "Basic "+v[len("basic "):])
-			}
-			return err
-		}
-	}
+	return c.String(http.StatusOK, "hi "+auth.Owner)
 }
 
 // isLoopback reports whether a listen address only accepts connections from

@@ -2,16 +2,13 @@ package admin
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"camd/app"
+	"camd/apierr"
 	"camd/jsonbody"
-	"camd/platform/clients"
-	"camd/platform/password"
 )
 
 // BodyLimit caps admin JSON bodies.
@@ -38,29 +35,19 @@ func (m *Module) createClient(c echo.Context) error {
 	var scopes []string
 	if raw, ok := body["scopes"]; ok {
 		if err := json.Unmarshal(raw, &scopes); err != nil || raw[0] != '[' {
-			return echo.NewHTTPError(http.StatusBadRequest, "scopes must be an array of strings")
+			return apierr.New(apierr.InvalidBody, "scopes must be an array of strings")
 		}
 	}
-	cl, err := m.clients.Add(name, scopes, m.clock.Now())
-	switch {
-	case errors.Is(err, clients.ErrExists):
-		return echo.NewHTTPError(http.StatusConflict, "a client named "+name+" exists")
-	case errors.Is(err, clients.ErrBadName), errors.Is(err, clients.ErrBadScope):
-		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
-	case err != nil:
-		return err
-	}
-	tok, err := m.tokens.IssueClient(cl.Name, cl.ID, cl.Scopes)
+	cl, grant, err := m.auth.AddClient(name, scopes)
 	if err != nil {
 		return err
 	}
-	m.log.Info("created client", "name", cl.Name, "scopes", cl.Scopes)
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
-	return c.JSON(http.StatusCreated, createdClient{Name: cl.Name, Scopes: cl.Scopes, Token: tok, CreatedAt: cl.CreatedAt})
+	return c.JSON(http.StatusCreated, createdClient{Name: cl.Name, Scopes: cl.Scopes, Token: grant.Token, CreatedAt: cl.CreatedAt})
 }
 
 func (m *Module) listClients(c echo.Context) error {
-	list, err := m.clients.List()
+	list, err := m.auth.Clients()
 	if err != nil {
 		return err
 	}
@@ -68,24 +55,14 @@ func (m *Module) listClients(c echo.Context) error {
 }
 
 func (m *Module) deleteClient(c echo.Context) error {
-	name := c.Param("name")
-	err := m.clients.Remove(name)
-	if errors.Is(err, clients.ErrNotFound) {
-		return echo.NewHTTPError(http.StatusNotFound, "no client named "+name)
-	}
-	if err != nil {
+	if err := m.auth.RevokeClient(c.Param("name")); err != nil {
 		return err
 	}
-	m.log.Info("revoked client", "name", name)
 	return c.NoContent(http.StatusNoContent)
 }
 
 func (m *Module) rotateSecret(c echo.Context) error {
-	err := m.rotate()
-	if errors.Is(err, app.ErrExternalSecret) {
-		return echo.NewHTTPError(http.StatusConflict, err.Error())
-	}
-	if err != nil {
+	if err := m.auth.RotateSecret(); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]bool{"rotated": true})
@@ -100,10 +77,7 @@ func (m *Module) changePassword(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := password.Validate(pw); err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
-	}
-	if err := m.owner.Set(pw, m.clock.Now()); err != nil {
+	if err := m.auth.SetPassword(pw); err != nil {
 		return err
 	}
 	m.log.Warn("owner password changed: owner tokens issued before are now refused")
@@ -119,7 +93,7 @@ type adminStatus struct {
 }
 
 func (m *Module) status(c echo.Context) error {
-	list, err := m.clients.List()
+	list, err := m.auth.Clients()
 	if err != nil {
 		return err
 	}

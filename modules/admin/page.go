@@ -17,11 +17,10 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
-	"camd/app"
+	"camd/apierr"
+	"camd/auth"
 	"camd/jsonbody"
 	"camd/pairing"
-	"camd/platform/clients"
-	"camd/platform/password"
 )
 
 // The page's templates and stylesheet, built into the binary: a cam has no
@@ -50,7 +49,7 @@ const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'se
 const referrerPolicy = "same-origin"
 
 // errCSRF refuses a form that did not come from the admin page.
-var errCSRF = echo.NewHTTPError(http.StatusForbidden, "CSRF check failed: submit the form from this cam's admin page")
+var errCSRF = apierr.New(apierr.CSRF, "CSRF check failed: submit the form from this cam's admin page")
 
 // pages are the parsed templates and the middleware every HTML answer
 // passes through: secure sets the CSP, csrf guards the forms (csrf.go).
@@ -130,7 +129,7 @@ func noticeFor(q url.Values) string {
 	switch q.Get("done") {
 	case "revoked":
 		name := q.Get("client")
-		if clients.ValidateName(name) != nil {
+		if !auth.ValidClientName(name) {
 			return ""
 		}
 		return "Revoked client " + name + ": its token is refused from now on."
@@ -161,7 +160,7 @@ type indexData struct {
 	Clock          clockView
 	TLSFingerprint string
 	Secret         secretView
-	LastAck        *ackView
+	Reports        []reportView
 	Clients        []clientView
 	Scopes         []scopeOption
 	// NewName refills the create form after an error.
@@ -181,10 +180,10 @@ type secretView struct {
 	External    bool
 }
 
-type ackView struct {
-	User  string
-	Count uint64
-	At    stamp
+// reportView is a module's app.Report as the page shows it.
+type reportView struct {
+	ID, Title, Text string
+	At              stamp
 }
 
 type clientView struct {
@@ -196,8 +195,8 @@ type clientView struct {
 }
 
 type scopeOption struct {
-	Value   string
-	Checked bool
+	Value, Description string
+	Checked            bool
 }
 
 // stamp is a time as the page shows it: "2026-11-28 20:15 UTC (3 min ago)",
@@ -266,17 +265,17 @@ func bodyForm(c echo.Context) url.Values { return c.Request().PostForm }
 // renderIndex shows the admin page with a notice or an error; checked are
 // the create form's scopes to keep ticked after an error.
 func (m *Module) renderIndex(c echo.Context, status int, notice, errText, newName string, checked ...string) error {
-	list, err := m.clients.List()
+	list, err := m.auth.Clients()
 	if err != nil {
 		return err
 	}
 	st := m.clock.Status()
-	sec := m.secret()
+	sec := m.auth.Secret()
 	d := indexData{
 		CSRF:    csrfToken(c),
 		Notice:  notice,
 		Error:   errText,
-		Owner:   password.Owner,
+		Owner:   auth.Owner,
 		Version: m.version,
 		Uptime:  upText(time.Since(m.started)),
 		Clock: clockView{
@@ -289,8 +288,8 @@ func (m *Module) renderIndex(c echo.Context, status int, notice, errText, newNam
 		Secret:         secretView{Fingerprint: sec.Fingerprint, Since: m.stamp(sec.Since), External: sec.External},
 		NewName:        newName,
 	}
-	if a, ok := m.acks.Last(); ok {
-		d.LastAck = &ackView{User: a.User, Count: a.Count, At: m.stamp(a.AckedAt)}
+	for _, r := range m.reports() {
+		d.Reports = append(d.Reports, reportView{ID: r.ID, Title: r.Title, Text: r.Text, At: m.stamp(r.At)})
 	}
 	for _, cl := range list {
 		v := clientView{Name: cl.Name, Scopes: cl.Scopes, Created: m.stamp(cl.CreatedAt)}
@@ -299,11 +298,12 @@ func (m *Module) renderIndex(c echo.Context, status int, notice, errText, newNam
 		}
 		d.Clients = append(d.Clients, v)
 	}
-	if len(checked) == 0 {
-		checked = clients.DefaultScopes()
-	}
-	for _, sc := range clients.Scopes() {
-		d.Scopes = append(d.Scopes, scopeOption{Value: sc, Checked: slices.Contains(checked, sc)})
+	for _, sc := range m.auth.Scopes() {
+		on := sc.Default
+		if len(checked) > 0 {
+			on = slices.Contains(checked, sc.Name)
+		}
+		d.Scopes = append(d.Scopes, scopeOption{Value: sc.Name, Description: sc.Description, Checked: on})
 	}
 	return m.render(c, status, "index.html", d)
 }
@@ -316,7 +316,7 @@ func requireForm(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 		if err != nil || mt != echo.MIMEApplicationForm {
-			return echo.NewHTTPError(http.StatusUnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded")
+			return apierr.New(apierr.UnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded")
 		}
 		if _, err := c.FormParams(); err != nil {
 			var he *echo.HTTPError
@@ -324,9 +324,9 @@ func requireForm(next echo.HandlerFunc) echo.HandlerFunc {
 			case errors.As(err, &he): // BodyLimit's 413 for a chunked body
 				return he
 			case jsonbody.IsTimeout(err):
-				return echo.NewHTTPError(http.StatusRequestTimeout, "request body not received in time")
+				return apierr.New(apierr.RequestTimeout, "request body not received in time")
 			}
-			return echo.NewHTTPError(http.StatusBadRequest, "could not read the form")
+			return apierr.New(apierr.InvalidBody, "could not read the form")
 		}
 		return next(c)
 	}
@@ -356,20 +356,19 @@ func (m *Module) formCreateClient(c echo.Context) error {
 		// As POST /admin/clients: a token made now would carry a wrong date.
 		return m.renderIndex(c, http.StatusServiceUnavailable, "", untrustedClock, name, scopes...)
 	}
-	cl, err := m.clients.Add(name, scopes, m.clock.Now())
-	switch {
-	case errors.Is(err, clients.ErrExists):
-		return m.renderIndex(c, http.StatusConflict, "", "A client named "+name+" exists: revoke it first, or pick another name.", name, scopes...)
-	case errors.Is(err, clients.ErrBadName), errors.Is(err, clients.ErrBadScope):
-		return m.renderIndex(c, http.StatusBadRequest, "", "Could not create the client: "+err.Error()+".", name, scopes...)
-	case err != nil:
-		return err
+	cl, grant, err := m.auth.AddClient(name, scopes)
+	if e, ok := apierr.As(err); ok {
+		switch e.Code {
+		case apierr.Conflict:
+			return m.renderIndex(c, http.StatusConflict, "", "A client named "+name+" exists: revoke it first, or pick another name.", name, scopes...)
+		case apierr.InvalidBody:
+			return m.renderIndex(c, http.StatusBadRequest, "", "Could not create the client: "+e.Message+".", name, scopes...)
+		}
 	}
-	tok, err := m.tokens.IssueClient(cl.Name, cl.ID, cl.Scopes)
 	if err != nil {
 		return err
 	}
-	m.log.Info("created client", "name", cl.Name, "scopes", cl.Scopes, "via", "admin page")
+	tok := grant.Token
 	p := pairing.New(baseURL(c), cl.Name, cl.Scopes, tok, m.fingerprint())
 	text, err := p.JSON()
 	if err != nil {
@@ -401,14 +400,13 @@ func baseURL(c echo.Context) string {
 // formRevokeClient answers a revoke button: back to the page, with a notice.
 func (m *Module) formRevokeClient(c echo.Context) error {
 	name := c.Param("name")
-	err := m.clients.Remove(name)
-	if errors.Is(err, clients.ErrNotFound) {
+	err := m.auth.RevokeClient(name)
+	if e, ok := apierr.As(err); ok && e.Code == apierr.NotFound {
 		return m.renderIndex(c, http.StatusNotFound, "", "There is no client named "+name+".", "")
 	}
 	if err != nil {
 		return err
 	}
-	m.log.Info("revoked client", "name", name, "via", "admin page")
 	// 303: the browser follows with a GET, so reloading the page does not
 	// post the form again.
 	return c.Redirect(http.StatusSeeOther, "/admin?"+url.Values{"done": {"revoked"}, "client": {name}}.Encode())
@@ -422,9 +420,9 @@ func (m *Module) formRotateSecret(c echo.Context) error {
 	if !confirmed(c) {
 		return m.renderIndex(c, http.StatusBadRequest, "", "Tick the box to confirm rotating the signing secret.", "")
 	}
-	err := m.rotate()
-	if errors.Is(err, app.ErrExternalSecret) {
-		return m.renderIndex(c, http.StatusConflict, "", "Could not rotate: "+err.Error()+".", "")
+	err := m.auth.RotateSecret()
+	if e, ok := apierr.As(err); ok && e.Code == apierr.Conflict {
+		return m.renderIndex(c, http.StatusConflict, "", "Could not rotate: "+e.Message+".", "")
 	}
 	if err != nil {
 		return err
@@ -445,15 +443,15 @@ func (m *Module) formChangePassword(c echo.Context) error {
 		problem = "Tick the box to confirm changing the password."
 	case pw != repeat:
 		problem = "The two passwords differ."
-	default:
-		if err := password.Validate(pw); err != nil {
-			problem = "Could not change the password: " + err.Error() + "."
-		}
 	}
 	if problem != "" {
 		return m.renderIndex(c, http.StatusBadRequest, "", problem, "")
 	}
-	if err := m.owner.Set(pw, m.clock.Now()); err != nil {
+	err := m.auth.SetPassword(pw)
+	if e, ok := apierr.As(err); ok && e.Code == apierr.InvalidBody {
+		return m.renderIndex(c, http.StatusBadRequest, "", "Could not change the password: "+e.Message+".", "")
+	}
+	if err != nil {
 		return err
 	}
 	m.log.Warn("owner password changed: owner tokens issued before are now refused", "via", "admin page")

@@ -9,10 +9,13 @@ package apidoc
 import (
 	_ "embed"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"camd/app"
+	"camd/auth"
 )
 
 func init() { app.Register(Info()) }
@@ -45,17 +48,55 @@ var document string
 func Document() []byte { return []byte(document) }
 
 // Module serves the document.
-type Module struct{}
+type Module struct {
+	doc string
+}
 
 // Provision mounts GET /openapi.yaml, without authentication: the document
 // describes the API, not anything on this cam.
-func (*Module) Provision(d app.Deps) error {
-	d.Echo.GET(Path, serve)
+func (m *Module) Provision(d app.Deps) error {
+	m.doc = Render(d.Auth.Scopes())
+	d.Echo.GET(Path, m.serve)
 	return nil
 }
 
 // serve copies the document for each request: it is fetched rarely, and a
-// copy kept on the heap would cost every cam the memory for nothing.
-func serve(c echo.Context) error {
-	return c.Blob(http.StatusOK, ContentType, []byte(document))
+// copy kept on the heap would cost every cam the memory for nothing. (For
+// the standard set, Render returns the embedded string itself.)
+func (m *Module) serve(c echo.Context) error {
+	return c.Blob(http.StatusOK, ContentType, []byte(m.doc))
+}
+
+// Render returns the document with the Scope schema's enum listing scopes,
+// the scopes the modules of this build declare.
+func Render(scopes []auth.Scope) string {
+	names := make([]string, len(scopes))
+	for i, sc := range scopes {
+		names[i] = strconv.Quote(sc.Name) // a JSON string is a YAML flow scalar
+	}
+	start, end, ok := scopeEnum(document)
+	if !ok {
+		panic("apidoc: openapi.yaml has no Scope schema enum") // TestRender holds it there
+	}
+	return document[:start] + "      enum: [" + strings.Join(names, ", ") + "]" + document[end:]
+}
+
+// scopeEnum finds the enum line of the Scope schema: the first line starting
+// "      enum: " after "    Scope:".
+func scopeEnum(doc string) (start, end int, ok bool) {
+	const schema, enum = "\n    Scope:\n", "\n      enum: "
+	i := strings.Index(doc, schema)
+	if i < 0 {
+		return 0, 0, false
+	}
+	j := strings.Index(doc[i:], enum)
+	if j < 0 {
+		return 0, 0, false
+	}
+	start = i + j + 1
+	n := strings.IndexByte(doc[start:], '\n')
+	if n < 0 {
+		return 0, 0, false
+	}
+	return start, start + n, true
 }

@@ -1,5 +1,6 @@
 // Package auth mounts POST /api/login, where the owner trades the password
-// for a short-lived bearer token.
+// for a short-lived bearer token. The check itself, with its lockout, is the
+// auth service's (camd/auth).
 package auth
 
 import (
@@ -9,8 +10,8 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"camd/app"
+	"camd/auth"
 	"camd/jsonbody"
-	"camd/token"
 )
 
 func init() { app.Register(Info()) }
@@ -28,16 +29,15 @@ const BodyLimit = "4KiB"
 
 // Module is the login endpoint.
 type Module struct {
-	tokens    *token.Authority
-	passwords *app.PasswordGate
+	auth *auth.Service
 }
 
 // Provision mounts POST /api/login.
 func (m *Module) Provision(d app.Deps) error {
-	m.tokens, m.passwords = d.Tokens, d.Passwords
+	m.auth = d.Auth
 	// No login while the clock is untrusted: the token's iat and exp would
 	// be wrong, and the password check would burn CPU for nothing.
-	d.Echo.POST("/api/login", m.login, d.Tokens.RequireTrustedClock(), middleware.BodyLimit(BodyLimit))
+	d.Echo.POST("/api/login", m.login, d.Auth.RequireTrustedClock(), middleware.BodyLimit(BodyLimit))
 	return nil
 }
 
@@ -62,16 +62,7 @@ func (m *Module) login(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// The version is the one the password was checked against, so a
-	// change that lands meanwhile refuses this token too.
-	ok, version, err := m.passwords.Check(c, user, pass)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return echo.NewHTTPError(http.StatusUnauthorized, "wrong user or password")
-	}
-	tok, err := m.tokens.IssueOwner(version)
+	g, err := m.auth.LoginRequest(c, user, pass)
 	if err != nil {
 		return err
 	}
@@ -80,8 +71,8 @@ func (m *Module) login(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	c.Response().Header().Set("Pragma", "no-cache")
 	return c.JSON(http.StatusOK, loginResponse{
-		Token:     tok,
+		Token:     g.Token,
 		TokenType: "Bearer",
-		ExpiresIn: int64(m.tokens.TTL().Seconds()),
+		ExpiresIn: int64(g.ExpiresIn.Seconds()),
 	})
 }

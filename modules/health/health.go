@@ -33,8 +33,8 @@ type Module struct {
 
 // Provision mounts GET /healthz.
 func (m *Module) Provision(d app.Deps) error {
-	m.version, m.clock = d.Version, d.Clock
-	m.fingerprint = d.TLSFingerprint
+	m.version, m.clock = d.Host.Version, d.Clock
+	m.fingerprint = d.Host.TLSFingerprint
 	m.started = time.Now() // uptime is measured on the monotonic clock, not camd's time
 	d.Echo.GET("/healthz", m.health)
 	return nil

@@ -35,17 +35,11 @@ const (
 	UsageFileName = "clients.used.json"
 )
 
-// Scopes are the scopes a client can be granted: "ack" posts and reads
-// acks, "ack:read" only reads the last one.
-func Scopes() []string { return []string{"ack", "ack:read"} }
-
-// DefaultScopes are granted when a client is created without any.
-func DefaultScopes() []string { return []string{"ack"} }
-
-// Errors the admin API maps to 400, 409 and 404.
+// Errors of the store. Which scopes exist is not the store's to know: the
+// auth service checks them against the modules' declarations.
 var (
 	ErrBadName  = errors.New("client name must be 1 to 64 letters, digits, '-', '_' or '.'")
-	ErrBadScope = errors.New("unknown scope")
+	ErrNoScope  = errors.New("a client needs at least one scope")
 	ErrExists   = errors.New("a client with that name exists")
 	ErrNotFound = errors.New("no such client")
 )
@@ -109,36 +103,21 @@ func ValidateName(name string) error {
 	return nil
 }
 
-// ValidateScopes checks requested scopes; none means DefaultScopes.
-func ValidateScopes(scopes []string) ([]string, error) {
-	if len(scopes) == 0 {
-		return DefaultScopes(), nil
-	}
-	for _, sc := range scopes {
-		if !slices.Contains(Scopes(), sc) {
-			return nil, fmt.Errorf("%w %q (known: %v)", ErrBadScope, sc, Scopes())
-		}
-	}
-	out := slices.Clone(scopes)
-	slices.Sort(out)
-	return slices.Compact(out), nil
-}
-
-// Add creates a client with a fresh id.
+// Add creates a client with a fresh id, granted scopes (sorted, each once).
 func (s *Store) Add(name string, scopes []string, now time.Time) (Client, error) {
 	if err := ValidateName(name); err != nil {
 		return Client{}, err
 	}
-	scopes, err := ValidateScopes(scopes)
-	if err != nil {
-		return Client{}, err
+	if len(scopes) == 0 {
+		return Client{}, ErrNoScope
 	}
+	scopes = slices.Compact(slices.Sorted(slices.Values(scopes)))
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
 		return Client{}, fmt.Errorf("client id: %w", err)
 	}
 	c := Client{Name: name, ID: base64.RawURLEncoding.EncodeToString(id), Scopes: scopes, CreatedAt: now.UTC()}
-	err = s.modify(func(m map[string]Client) error {
+	err := s.modify(func(m map[string]Client) error {
 		if _, dup := m[name]; dup {
 			return ErrExists
 		}

@@ -34,15 +34,16 @@ func TestAddValidate(t *testing.T) {
 		want   []string
 	}{
 		{"porch-esp32", []string{"ack"}, nil, []string{"ack"}},
-		{"cloud_worker.1", nil, nil, []string{"ack"}},
+		{"cloud_worker.1", []string{"snapshot"}, nil, []string{"snapshot"}},
+		// Defaults and known scopes are the auth service's (auth tests).
+		{"no-scope", nil, clients.ErrNoScope, nil},
 		{"reader", []string{"ack:read", "ack", "ack"}, nil, []string{"ack", "ack:read"}},
-		{"porch-esp32", nil, clients.ErrExists, nil},
-		{"", nil, clients.ErrBadName, nil},
-		{"has space", nil, clients.ErrBadName, nil},
-		{"slash/name", nil, clients.ErrBadName, nil},
-		{strings.Repeat("a", 64), nil, nil, []string{"ack"}},
-		{strings.Repeat("a", 65), nil, clients.ErrBadName, nil},
-		{"x", []string{"admin"}, clients.ErrBadScope, nil},
+		{"porch-esp32", []string{"ack"}, clients.ErrExists, nil},
+		{"", []string{"ack"}, clients.ErrBadName, nil},
+		{"has space", []string{"ack"}, clients.ErrBadName, nil},
+		{"slash/name", []string{"ack"}, clients.ErrBadName, nil},
+		{strings.Repeat("a", 64), []string{"ack"}, nil, []string{"ack"}},
+		{strings.Repeat("a", 65), []string{"ack"}, clients.ErrBadName, nil},
 	}
 	for _, tc := range tests {
 		c, err := s.Add(tc.name, tc.scopes, now)
@@ -69,7 +70,7 @@ func TestAddValidate(t *testing.T) {
 func TestSeesOtherWriters(t *testing.T) {
 	dir, _ := datadir.Open(t.TempDir())
 	server, cli := open(t, dir), open(t, dir)
-	c, err := cli.Add("worker", nil, time.Now())
+	c, err := cli.Add("worker", []string{"ack"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +90,8 @@ func TestSeesOtherWriters(t *testing.T) {
 		t.Errorf("Remove of a removed client: %v", err)
 	}
 	// Both writers' changes survive: neither overwrites the other's.
-	server.Add("a", nil, time.Now())
-	cli.Add("b", nil, time.Now())
+	server.Add("a", []string{"ack"}, time.Now())
+	cli.Add("b", []string{"ack"}, time.Now())
 	list, _ := open(t, dir).List()
 	if len(list) != 2 || list[0].Name != "a" || list[1].Name != "b" {
 		t.Errorf("List() = %+v, want a and b", list)
@@ -100,8 +101,8 @@ func TestSeesOtherWriters(t *testing.T) {
 func TestUsage(t *testing.T) {
 	dir, _ := datadir.Open(t.TempDir())
 	s := open(t, dir)
-	s.Add("kept", nil, time.Now())
-	s.Add("gone", nil, time.Now())
+	s.Add("kept", []string{"ack"}, time.Now())
+	s.Add("gone", []string{"ack"}, time.Now())
 	at := time.Date(2027, 5, 6, 7, 8, 9, 0, time.UTC)
 	s.Used("kept", "192.0.2.4", at)
 	s.Used("gone", "192.0.2.5", at)
@@ -122,7 +123,7 @@ func TestUsage(t *testing.T) {
 func TestDamagedFileFailsClosed(t *testing.T) {
 	dir, _ := datadir.Open(t.TempDir())
 	s := open(t, dir)
-	c, _ := s.Add("worker", nil, time.Now())
+	c, _ := s.Add("worker", []string{"ack"}, time.Now())
 	if err := os.WriteFile(dir.Join(clients.FileName), []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}

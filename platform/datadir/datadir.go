@@ -105,3 +105,48 @@ func (d Dir) lock(how int) (unlock func(), err error) {
 	// Closing the descriptor releases the flock.
 	return func() { f.Close() }, nil
 }
+
+// Sub opens the subdirectory name of d, creating it (mode 0700) when
+// missing: a module's own directory.
+func (d Dir) Sub(name string) (Dir, error) {
+	if name == "" || name != filepath.Base(name) || name == "." || name == ".." {
+		return Dir{}, fmt.Errorf("data directory %s: bad subdirectory name %q", d.path, name)
+	}
+	_, err := os.Stat(d.Join(name))
+	sub, openErr := Open(d.Join(name))
+	if openErr != nil {
+		return Dir{}, openErr
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		// The new entry must survive a power cut like the files in it.
+		if err := atomicfile.SyncDir(d.path); err != nil {
+			return Dir{}, fmt.Errorf("data directory %s: %w", d.path, err)
+		}
+	}
+	return sub, nil
+}
+
+// Adopt moves the file name from dir from into d, where an older camd kept
+// it at the top of the data directory. It does nothing when d has the file
+// already or from has none. The rename is atomic, and both directories are
+// synced, so a power cut leaves the file in one place or the other.
+func (d Dir) Adopt(from Dir, name string) error {
+	dst := d.Join(name)
+	if _, err := os.Lstat(dst); err == nil {
+		return nil
+	}
+	src := from.Join(name)
+	if _, err := os.Lstat(src); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return fmt.Errorf("move %s into %s: %w", src, d.path, err)
+	}
+	if err := atomicfile.SyncDir(d.path); err != nil {
+		return fmt.Errorf("move %s: %w", src, err)
+	}
+	if err := atomicfile.SyncDir(from.path); err != nil {
+		return fmt.Errorf("move %s: %w", src, err)
+	}
+	return nil
+}

@@ -1,16 +1,19 @@
-package app
+package cli
 
 import (
 	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"golang.org/x/term"
 
+	"camd/apierr"
+	"camd/auth"
 	"camd/config"
 	"camd/platform/clock"
 	"camd/platform/datadir"
@@ -18,28 +21,69 @@ import (
 	"camd/platform/password"
 )
 
-// Passwd sets the owner password in cfg's data directory. On a terminal it
+// passwd sets the owner password in the data directory. On a terminal it
 // prompts twice without echo; otherwise it reads one line, so provisioning
 // scripts can pipe the password in. A running server uses the new password
 // from its next check on.
-func Passwd(cfg config.Config, in io.Reader, out io.Writer, buildTime string) error {
-	pw, err := readNewPassword(in, out)
+func passwd(args []string, opts Options) int {
+	cfg, code := parse("passwd", args, opts)
+	if code >= 0 {
+		return code
+	}
+	if err := setPassword(cfg, opts); err != nil {
+		fmt.Fprintf(opts.Stderr, "camd passwd: %s\n", message(err))
+		return exitFailure
+	}
+	return exitOK
+}
+
+func setPassword(cfg config.Config, opts Options) error {
+	pw, err := readNewPassword(opts.Stdin, opts.Stderr)
 	if err != nil {
 		return err
 	}
+	// Checked before the data directory is touched, as the service checks
+	// it again.
 	if err := password.Validate(pw); err != nil {
 		return err
 	}
-	dir, err := datadir.Open(cfg.DataDir)
+	svc, err := openAuth(cfg, opts)
 	if err != nil {
 		return err
 	}
-	store := password.NewStore(dir, password.DefaultParams(), 1)
-	if err := store.Set(pw, offlineNow(dir, buildTime)); err != nil {
+	if err := svc.SetPassword(pw); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "owner password updated in %s\n", store.Path())
+	fmt.Fprintf(opts.Stderr, "owner password updated in %s\n", svc.PasswordPath())
 	return nil
+}
+
+// openAuth opens the auth service on cfg's data directory for a command
+// that runs beside, or without, the server. It makes no initial password:
+// camd passwd is how a damaged password file is replaced.
+func openAuth(cfg config.Config, opts Options) (*auth.Service, error) {
+	dir, err := datadir.Open(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	// Warnings only (a damaged file moved aside, a secret file readable by
+	// others): the command says itself what it did.
+	log := slog.New(slog.NewTextHandler(opts.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return auth.Open(auth.Config{
+		Dir: dir, SecretFile: cfg.SecretFile, TokenTTL: cfg.TokenTTL, Log: log,
+		Clock:             clock.Func(func() time.Time { return offlineNow(dir, opts.BuildTime) }),
+		Scopes:            opts.Registry.Scopes(),
+		LockoutIPv6Prefix: cfg.LockoutPrefix(),
+	})
+}
+
+// message is what a person is told of err: an *apierr.Error's message
+// without its code, else the error.
+func message(err error) string {
+	if e, ok := apierr.As(err); ok {
+		return e.Message
+	}
+	return err.Error()
 }
 
 func readNewPassword(in io.Reader, out io.Writer) (string, error) {

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"camd/platform/ackstore"
+	"camd/modules/ack/ackstore"
 	"camd/platform/datadir"
 )
 

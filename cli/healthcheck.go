@@ -1,4 +1,4 @@
-package app
+package cli
 
 import (
 	"crypto/tls"
@@ -10,9 +10,23 @@ import (
 	"camd/config"
 )
 
-// Healthcheck asks the local server's /healthz, for container HEALTHCHECKs
-// in an image with no shell or curl. It returns nil on a 200.
-func Healthcheck(cfg config.Config) error {
+// healthcheck asks the local server's /healthz, for container HEALTHCHECKs
+// in an image with no shell or curl: exit 0 on a 200.
+func healthcheck(args []string, opts Options) int {
+	cfg, code := parse("healthcheck", args, opts)
+	if code >= 0 {
+		return code
+	}
+	if err := checkHealth(cfg); err != nil {
+		fmt.Fprintln(opts.Stderr, err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// checkHealth returns nil when the server cfg describes answers /healthz
+// with a 200.
+func checkHealth(cfg config.Config) error {
 	host, port, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("healthcheck: listen address %q: %w", cfg.Listen, err)

@@ -1,5 +1,5 @@
-// Package ackstore keeps the last acknowledgement durably in the data
-// directory: Record returns only once the ack is on disk, so an acknowledged
+// Package ackstore keeps the last acknowledgement durably in the ack
+// module's data directory: Record returns only once the ack is on disk, so an acknowledged
 // ack survives a power cut or kill -9.
 package ackstore
 
@@ -17,7 +17,7 @@ import (
 	"camd/platform/datadir"
 )
 
-// FileName is the last ack's name inside the data directory.
+// FileName is the last ack's name inside the ack module's directory.
 const FileName = "ack.json"
 
 // Ack is one "seen" from a client.
