@@ -16,7 +16,7 @@ budgets:
 	bash scripts/budgets.sh $(IMAGE)
 
 # camd against a bare net/http reference, and its budgets: prints one table
-# with every goal beside its figure (README, Performance). SHORT=1 for the
+# with every goal beside its figure (docs/performance.md). SHORT=1 for the
 # quick run CI does.
 bench:
 	go run ./bench $(if $(SHORT),-short)

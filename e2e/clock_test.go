@@ -54,7 +54,7 @@ func checkUnavailable(t *testing.T, r response) {
 	}
 }
 
-// TestNTPWithChrony is the README's clock walk-through: camd --clock ntp
+// TestNTPWithChrony is the clock walk-through of docs/operations.md (Time): camd --clock ntp
 // against a local chronyd reports synced in /healthz, and login works.
 func TestNTPWithChrony(t *testing.T) {
 	chrony := chronytest.Start(t)

@@ -269,7 +269,7 @@ func TestContainer(t *testing.T) {
 		}
 	})
 
-	// The image budget (README): a size, not a timing, so a test can hold it.
+	// The image budget (docs/performance.md): a size, not a timing, so a test can hold it.
 	out := mustPodman(t, "image", "inspect", "--format", "{{.Size}}", image)
 	n, err := strconv.ParseInt(out, 10, 64)
 	if err != nil {

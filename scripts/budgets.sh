@@ -15,7 +15,7 @@ MIB=1048576
 # armv7 binary, stripped as dist builds it. 8 MiB until the admin page:
 # html/template reaches reflect's MethodByName, so the linker keeps every
 # exported method of every reachable type (+2.4 MiB on its own), and the QR
-# code and its PNG encoder add 0.4 MiB more (README, "Budgets").
+# code and its PNG encoder add 0.4 MiB more (docs/performance.md, "Budgets").
 BIN_BUDGET=$((11 * MIB))
 RSS_BUDGET=$((16 * MIB))  # idle, after start with an existing data directory
 IMAGE_BUDGET=$((12 * MIB))

@@ -99,7 +99,7 @@ func build(ctx context.Context, pkg string, o BuildOptions) (string, error) {
 		// One directory per build, so two builds of one package never
 		// share a file name.
 		sub := filepath.Join(dir, strconv.Itoa(n))
-		if err := os.Mkdir(sub, 0o700); err != nil {
+		if err := os.Mkdir(sub, 0o755); err != nil {
 			b.err = err
 			return
 		}
@@ -117,6 +117,11 @@ func buildDir() (string, error) {
 	if builds.dir == "" {
 		dir, err := os.MkdirTemp("", "camdtest-bin-")
 		if err != nil {
+			return "", err
+		}
+		// Open to all: a test may run the binary as another user
+		// (nobody, to prove a capability is missing).
+		if err := os.Chmod(dir, 0o755); err != nil {
 			return "", err
 		}
 		// Searchable by all: some tests run the binary as another user

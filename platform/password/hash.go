@@ -24,7 +24,7 @@ type Params struct {
 }
 
 // DefaultParams returns the parameters that suit a 1 GHz ARMv7 cam with little memory: one check needs
-// 6 MiB and, by the figures in the README, a few hundred milliseconds there
+// 6 MiB and, by the figures in docs/performance.md, a few hundred milliseconds there
 // (about 10 ms on a desktop x86-64 core). One lane, because a cam has one or
 // two slow cores that are busy encoding video.
 func DefaultParams() Params {
