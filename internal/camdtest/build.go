@@ -119,11 +119,6 @@ func buildDir() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		// Open to all: a test may run the binary as another user
-		// (nobody, to prove a capability is missing).
-		if err := os.Chmod(dir, 0o755); err != nil {
-			return "", err
-		}
 		// Searchable by all: some tests run the binary as another user
 		// (nobody, to show a missing capability).
 		if err := os.Chmod(dir, 0o755); err != nil {
