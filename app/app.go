@@ -21,6 +21,7 @@ import (
 
 	"camd/auth"
 	"camd/config"
+	"camd/platform/accesslog"
 	"camd/platform/clock"
 	"camd/platform/connlimit"
 	"camd/platform/datadir"
@@ -78,6 +79,8 @@ type Options struct {
 	Registry *Registry
 	// Log receives every log line; nil discards them.
 	Log *slog.Logger
+	// AccessLog receives the line per request; nil sends it to Log.
+	AccessLog *accesslog.Logger
 	// Clock tells the time; nil means the NTP-disciplined clock that
 	// cfg describes.
 	Clock clock.Clock
@@ -169,7 +172,7 @@ func New(cfg config.Config, opt Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: opt.Log, echo: newEcho(opt.Log, cfg.Proxies()), clock: clk, runners: []Runner{svc}}
+	a := &App{cfg: cfg, log: opt.Log, echo: newEcho(opt.Log, opt.AccessLog, cfg.Proxies()), clock: clk, runners: []Runner{svc}}
 	if r, ok := clk.(Runner); ok {
 		a.runners = append(a.runners, r)
 	}
@@ -200,6 +203,9 @@ func New(cfg config.Config, opt Options) (*App, error) {
 func (opt Options) withDefaults() Options {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.AccessLog == nil {
+		opt.AccessLog = accesslog.FromHandler(opt.Log.Handler())
 	}
 	if opt.Registry == nil {
 		opt.Registry = DefaultRegistry

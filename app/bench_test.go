@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"camd/app"
+	"camd/platform/accesslog"
 	"camd/platform/secret"
 )
 
@@ -40,7 +41,8 @@ func newBenchApp(b *testing.B) *benchApp {
 		Registry:       standardRegistry(),
 		PasswordParams: &cheapHash,
 		Log:            slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Stderr:         &stderr, // where the initial owner password is printed
+		AccessLog:      accesslog.New(io.Discard, "json"), // as camd serve has it
+		Stderr:         &stderr,                           // where the initial owner password is printed
 	})
 	if err != nil {
 		b.Fatalf("app.New: %v", err)

@@ -17,6 +17,8 @@ import (
 
 	"camd/app"
 	"camd/config"
+	"camd/platform/accesslog"
+	"camd/platform/logbuf"
 )
 
 // Exit codes of Main.
@@ -118,7 +120,12 @@ func serve(ctx context.Context, args []string, opts Options) int {
 	if code >= 0 {
 		return code
 	}
-	log := newLogger(cfg.LogFormat, opts.Stderr)
+	// The access log is written in batches (one write a second, or per 16
+	// KiB under load), everything else at once; Close writes the rest on
+	// the way out.
+	logw := logbuf.New(opts.Stderr, logbuf.DefaultSize, logbuf.DefaultDelay)
+	defer logw.Close()
+	log := newLogger(cfg.LogFormat, logw)
 	// A soft limit keeps the heap small on a cam; GOMEMLIMIT, when set, is
 	// the runtime's own setting and wins.
 	if v, _ := opts.Env("GOMEMLIMIT"); v == "" {
@@ -128,7 +135,7 @@ func serve(ctx context.Context, args []string, opts Options) int {
 		}
 	}
 	a, err := app.New(cfg, app.Options{
-		Registry: opts.Registry, Log: log, Stderr: opts.Stderr, Version: opts.Version, BuildTime: opts.BuildTime,
+		Registry: opts.Registry, Log: log, AccessLog: accesslog.New(logw, cfg.LogFormat), Stderr: opts.Stderr, Version: opts.Version, BuildTime: opts.BuildTime,
 	})
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -141,11 +148,12 @@ func serve(ctx context.Context, args []string, opts Options) int {
 	return exitOK
 }
 
-func newLogger(format string, w io.Writer) *slog.Logger {
+func newLogger(format string, w *logbuf.Writer) *slog.Logger {
+	var h slog.Handler = slog.NewTextHandler(w, nil)
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
+		h = slog.NewJSONHandler(w, nil)
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	return slog.New(logbuf.Handler(h, w))
 }
 
 // buildVersion is the stamped version, else the module version Go recorded,
