@@ -19,7 +19,6 @@
 package connlimit
 
 import (
-	"container/list"
 	"io"
 	"log/slog"
 	"net"
@@ -83,8 +82,11 @@ type Limiter struct {
 	mu     sync.Mutex
 	total  int
 	byAddr map[string]int
-	idle   list.List // of *Conn, longest idle at the front
-	wake   chan struct{}
+	// The idle connections, longest idle first, linked through the Conns
+	// themselves: a connection goes idle after every request, and a list
+	// that allocates an element each time would be per-request garbage.
+	idleHead, idleTail *Conn
+	wake               chan struct{}
 
 	refusing chan struct{}
 	stats    struct{ perAddr, full, evicted, idleClosed atomic.Int64 }
@@ -198,7 +200,7 @@ func (l *Limiter) admit(c net.Conn) *Conn {
 	}
 	var victim *Conn
 	if l.total >= l.cfg.Max {
-		front := l.idle.Front()
+		front := l.idleHead
 		if front == nil {
 			l.mu.Unlock()
 			l.stats.full.Add(1)
@@ -207,8 +209,8 @@ func (l *Limiter) admit(c net.Conn) *Conn {
 		}
 		// The new connection takes the oldest idle one's place at once,
 		// so the count never passes Max.
-		victim = l.idle.Remove(front).(*Conn)
-		victim.elem = nil
+		victim = front
+		l.removeIdle(victim)
 		l.releaseLocked(victim)
 	}
 	lc := &Conn{Conn: c, l: l, key: key}
@@ -319,12 +321,11 @@ func (l *Limiter) closeIdle() bool {
 	l.mu.Lock()
 	cutoff := time.Now().Add(-l.cfg.BusyIdle)
 	for l.total >= l.high {
-		front := l.idle.Front()
-		if front == nil || front.Value.(*Conn).idleSince.After(cutoff) {
+		c := l.idleHead
+		if c == nil || c.idleSince.After(cutoff) {
 			break
 		}
-		c := l.idle.Remove(front).(*Conn)
-		c.elem = nil
+		l.removeIdle(c)
 		l.releaseLocked(c)
 		victims = append(victims, c)
 	}
@@ -347,18 +348,44 @@ func (l *Limiter) ConnState(c net.Conn, state http.ConnState) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if lc.elem != nil {
-		l.idle.Remove(lc.elem)
-		lc.elem = nil
-	}
+	l.removeIdle(lc)
 	// A new connection that has sent nothing yet is as evictable as an
 	// idle one: closing it loses no request, and otherwise a few addresses
 	// could hold every place with silent connections, reopened as the
 	// header timeout closes them.
 	if (state == http.StateIdle || state == http.StateNew) && !lc.released {
 		lc.idleSince = time.Now()
-		lc.elem = l.idle.PushBack(lc)
+		l.pushIdle(lc)
 	}
+}
+
+// pushIdle puts c at the back of the idle list. Callers hold l.mu.
+func (l *Limiter) pushIdle(c *Conn) {
+	c.prev, c.next, c.idle = l.idleTail, nil, true
+	if l.idleTail != nil {
+		l.idleTail.next = c
+	} else {
+		l.idleHead = c
+	}
+	l.idleTail = c
+}
+
+// removeIdle takes c out of the idle list if it is there. Callers hold l.mu.
+func (l *Limiter) removeIdle(c *Conn) {
+	if !c.idle {
+		return
+	}
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.idleHead = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		l.idleTail = c.prev
+	}
+	c.prev, c.next, c.idle = nil, nil, false
 }
 
 func unwrap(c net.Conn) *Conn {
@@ -381,18 +408,16 @@ type Conn struct {
 	l   *Limiter
 	key string
 	// Guarded by l.mu.
-	released  bool
-	elem      *list.Element // in l.idle while idle
-	idleSince time.Time
+	released   bool
+	idle       bool  // in the Limiter's idle list
+	prev, next *Conn // its neighbours there
+	idleSince  time.Time
 }
 
 // Close closes the connection and frees its place.
 func (c *Conn) Close() error {
 	c.l.mu.Lock()
-	if c.elem != nil {
-		c.l.idle.Remove(c.elem)
-		c.elem = nil
-	}
+	c.l.removeIdle(c)
 	c.l.releaseLocked(c)
 	c.l.mu.Unlock()
 	return c.Conn.Close()

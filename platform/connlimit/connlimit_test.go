@@ -181,7 +181,7 @@ func TestFull(t *testing.T) {
 	a, b := dial(t, "127.0.0.20", addr), dial(t, "127.0.0.21", addr)
 	a.get()
 	b.get()
-	eventually(t, "both idle", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.idle.Len() == 2 })
+	eventually(t, "both idle", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.idleLen() == 2 })
 	c := dial(t, "127.0.0.22", addr)
 	if st, _, err := c.get(); st != 200 {
 		t.Fatalf("a new client at the cap: %d %v, want served", st, err)
@@ -247,7 +247,7 @@ func TestFullBusy(t *testing.T) {
 	eventually(t, "both in a request", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		return l.total == 2 && l.idle.Len() == 0
+		return l.total == 2 && l.idleLen() == 0
 	})
 	st, body, err := dial(t, "127.0.0.62", addr).get()
 	if st != http.StatusTooManyRequests || body != Full.String() {
@@ -317,11 +317,27 @@ func TestTLS(t *testing.T) {
 		io.Copy(io.Discard, res.Body) // read to the end, so the connection stays open
 		res.Body.Close()
 	}
-	eventually(t, "the TLS connection is seen idle", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.idle.Len() == 1 })
+	eventually(t, "the TLS connection is seen idle", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.idleLen() == 1 })
 	if err := get(); err != nil {
 		t.Errorf("a second client at a cap of one: %v, want the idle TLS connection closed for it", err)
 	}
 	if s := l.Stats(); s.Evicted != 1 {
 		t.Errorf("stats %+v, want one eviction", s)
 	}
+}
+
+// idleLen counts the idle list, walking it both ways so that a broken link
+// shows as a wrong count. Callers hold l.mu.
+func (l *Limiter) idleLen() int {
+	n, back := 0, 0
+	for c := l.idleHead; c != nil; c = c.next {
+		n++
+	}
+	for c := l.idleTail; c != nil; c = c.prev {
+		back++
+	}
+	if n != back {
+		return -1
+	}
+	return n
 }
