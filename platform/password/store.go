@@ -61,9 +61,10 @@ type Store struct {
 	queue    chan struct{}
 	slotWait time.Duration
 
-	chMu   sync.Mutex // guards the cached last change
-	ch     Change
-	chInfo fs.FileInfo
+	changes *changeWatch
+	chMu    sync.Mutex // guards the cached last change
+	ch      Change
+	chStamp fileStamp // of the file ch was read from; zero before the first read
 
 	recent recent
 	hashes atomic.Int64 // hashes computed by Check, for tests
@@ -140,6 +141,7 @@ func NewStore(dir datadir.Dir, params Params, concurrency int) *Store {
 	s := &Store{
 		dir: dir, path: dir.Join(FileName), changedPath: dir.Join(ChangedFileName), params: params,
 		slots: make(chan struct{}, concurrency), queue: make(chan struct{}, concurrency*QueueDepth), slotWait: SlotWait,
+		changes: newChangeWatch(dir.Path(), ChangedFileName, dir.Join(ChangedFileName)),
 	}
 	s.recent.key = make([]byte, sha256.Size)
 	rand.Read(s.recent.key) // never fails (crypto/rand, Go 1.24+)
@@ -214,16 +216,16 @@ func parseChange(raw []byte) (Change, bool) {
 // never changed. The file is re-read only when it changes, so a change made
 // by `camd passwd` applies to a running server on its next request.
 func (s *Store) Changed() (Change, error) {
-	info, err := os.Stat(s.changedPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Change{}, nil
-	}
+	stamp, exists, err := s.changes.stamp()
 	if err != nil {
 		return Change{}, fmt.Errorf("owner password change: %w", err)
 	}
+	if !exists {
+		return Change{}, nil
+	}
 	s.chMu.Lock()
 	defer s.chMu.Unlock()
-	if s.chInfo != nil && os.SameFile(info, s.chInfo) && info.ModTime().Equal(s.chInfo.ModTime()) && info.Size() == s.chInfo.Size() {
+	if s.ch.Version != "" && stamp.same(s.chStamp) {
 		return s.ch, nil
 	}
 	raw, err := os.ReadFile(s.changedPath)
@@ -234,7 +236,7 @@ func (s *Store) Changed() (Change, error) {
 	if !ok {
 		return Change{}, fmt.Errorf("owner password change %s: damaged", s.changedPath)
 	}
-	s.ch, s.chInfo = ch, info
+	s.ch, s.chStamp = ch, stamp
 	return ch, nil
 }
 

@@ -731,3 +731,37 @@ func TestCheckOverlappingSet(t *testing.T) {
 		})
 	}
 }
+
+// TestChangedSeesEveryReplacement: what one Store (camd passwd, another
+// process) writes, another (the server) sees on its very next Changed,
+// however quickly the changes follow each other: the cache is keyed on the
+// file's inode, which every atomic replacement changes.
+func TestChangedSeesEveryReplacement(t *testing.T) {
+	d, err := datadir.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, cli := NewStore(d, cheapParams, 1), NewStore(d, cheapParams, 1)
+	if ch, err := server.Changed(); err != nil || ch.Version != "" {
+		t.Fatalf("before any change: %+v, %v; want none", ch, err)
+	}
+	seen := map[string]bool{}
+	for i := range 20 {
+		at := time.Unix(1796222611, 0) // the same second every time: only the inode tells
+		if err := cli.Set(fmt.Sprintf("password %d", i), at); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := server.Changed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := cli.Changed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Version != want.Version || seen[ch.Version] {
+			t.Fatalf("change %d: the server sees version %q, want the new %q", i, ch.Version, want.Version)
+		}
+		seen[ch.Version] = true
+	}
+}
