@@ -34,24 +34,27 @@ func (l *lifecycleLog) get() []string {
 }
 
 // lifecycleModule implements every optional interface and records each
-// call; failValidate makes its Validate fail.
+// call; fail names the call that fails, "provision" or "validate".
 type lifecycleModule struct {
-	id           string
-	log          *lifecycleLog
-	failValidate bool
-	deps         *app.Deps // what Provision was handed
-	runEnded     chan struct{}
+	id       string
+	log      *lifecycleLog
+	fail     string
+	deps     *app.Deps // what Provision was handed
+	runEnded chan struct{}
 }
 
 func (m *lifecycleModule) Provision(d app.Deps) error {
 	m.log.add("provision " + m.id)
 	*m.deps = d
+	if m.fail == "provision" {
+		return errors.New("cannot provision on purpose")
+	}
 	return nil
 }
 
 func (m *lifecycleModule) Validate() error {
 	m.log.add("validate " + m.id)
-	if m.failValidate {
+	if m.fail == "validate" {
 		return errors.New("invalid on purpose")
 	}
 	return nil
@@ -68,13 +71,13 @@ func (m *lifecycleModule) Cleanup() error {
 	return nil
 }
 
-func lifecycleInfo(id string, log *lifecycleLog, failValidate bool, deps *app.Deps, runEnded chan struct{}) app.ModuleInfo {
+func lifecycleInfo(id string, log *lifecycleLog, fail string, deps *app.Deps, runEnded chan struct{}) app.ModuleInfo {
 	return app.ModuleInfo{
 		ID:     id,
 		Scopes: []auth.Scope{{Name: id + ":read", Description: "reads " + id}},
 		Flags:  []config.Flag{{Name: id + "-path", Default: "/default/" + id}},
 		New: func() app.Module {
-			return &lifecycleModule{id: id, log: log, failValidate: failValidate, deps: deps, runEnded: runEnded}
+			return &lifecycleModule{id: id, log: log, fail: fail, deps: deps, runEnded: runEnded}
 		},
 	}
 }
@@ -87,7 +90,7 @@ func TestModuleLifecycle(t *testing.T) {
 	var log lifecycleLog
 	var depsA, depsB app.Deps
 	endA, endB := make(chan struct{}), make(chan struct{})
-	reg := standardRegistry(lifecycleInfo("test.b", &log, false, &depsB, endB), lifecycleInfo("test.a", &log, false, &depsA, endA))
+	reg := standardRegistry(lifecycleInfo("test.b", &log, "", &depsB, endB), lifecycleInfo("test.a", &log, "", &depsA, endA))
 	s := startServer(t, "", serverOpts{registry: reg, cfg: func(c *config.Config) {
 		c.Modules = config.Values{"test.a-path": "/set/a"}
 	}})
@@ -136,12 +139,31 @@ func TestModuleLifecycle(t *testing.T) {
 func TestModuleValidateFailure(t *testing.T) {
 	var log lifecycleLog
 	var deps app.Deps
-	reg := standardRegistry(lifecycleInfo("test.a", &log, false, &deps, make(chan struct{})), lifecycleInfo("test.b", &log, true, &deps, make(chan struct{})))
+	reg := standardRegistry(lifecycleInfo("test.a", &log, "", &deps, make(chan struct{})), lifecycleInfo("test.b", &log, "validate", &deps, make(chan struct{})))
 	_, err := app.New(defaultConfig(t.TempDir()), app.Options{Registry: reg, PasswordParams: &cheapHash})
 	if err == nil || !strings.Contains(err.Error(), `"test.b"`) {
 		t.Fatalf("New: %v, want an error naming test.b", err)
 	}
 	want := []string{"provision test.a", "provision test.b", "validate test.a", "validate test.b", "cleanup test.b", "cleanup test.a"}
+	if got := log.get(); !slices.Equal(got, want) {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+}
+
+// TestModuleProvisionFailure: a module whose Provision fails stops camd
+// from starting, naming it; it and every module provisioned before it are
+// cleaned up, in reverse order, and the modules after it are never made.
+func TestModuleProvisionFailure(t *testing.T) {
+	var log lifecycleLog
+	var deps app.Deps
+	reg := standardRegistry(lifecycleInfo("test.a", &log, "", &deps, make(chan struct{})),
+		lifecycleInfo("test.b", &log, "provision", &deps, make(chan struct{})),
+		lifecycleInfo("test.c", &log, "", &deps, make(chan struct{})))
+	_, err := app.New(defaultConfig(t.TempDir()), app.Options{Registry: reg, PasswordParams: &cheapHash})
+	if err == nil || !strings.Contains(err.Error(), `"test.b"`) {
+		t.Fatalf("New: %v, want an error naming test.b", err)
+	}
+	want := []string{"provision test.a", "provision test.b", "cleanup test.b", "cleanup test.a"}
 	if got := log.get(); !slices.Equal(got, want) {
 		t.Errorf("calls %q, want %q", got, want)
 	}

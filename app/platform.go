@@ -97,8 +97,9 @@ type provisioned struct {
 }
 
 // provision makes and provisions every module of reg in order, then
-// validates them. On any failure the modules provisioned so far are cleaned
-// up, in reverse order.
+// validates them. On any failure every module whose Provision was called is
+// cleaned up, in reverse order: the one that failed too, which may have
+// opened something before it failed.
 func (a *App) provision(reg *Registry, dir datadir.Dir, values config.Values, base Deps) (err error) {
 	defer func() {
 		if err != nil {
@@ -111,10 +112,10 @@ func (a *App) provision(reg *Registry, dir datadir.Dir, values config.Values, ba
 		d.Config = values.Only(info.Flags)
 		d.DataDir = moduleDir(dir, info)
 		m := info.New()
+		a.modules = append(a.modules, provisioned{info.ID, m})
 		if err := m.Provision(d); err != nil {
 			return fmt.Errorf("provision module %q: %w", info.ID, err)
 		}
-		a.modules = append(a.modules, provisioned{info.ID, m})
 		if r, ok := m.(Runner); ok {
 			a.runners = append(a.runners, r)
 		}

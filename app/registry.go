@@ -30,7 +30,9 @@ type (
 	// buffers, from the moment camd serves until ctx ends at stop.
 	Runner interface{ Run(ctx context.Context) }
 	// CleanerUpper releases what Provision opened: at stop, or when start
-	// fails after the module was provisioned.
+	// fails halfway. Then it runs on every module whose Provision was
+	// called, the one whose Provision failed too, so it must cope with
+	// whatever a failed Provision left half open.
 	CleanerUpper interface{ Cleanup() error }
 )
 
