@@ -3,12 +3,19 @@ package app_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"camd/app"
 	"camd/auth"
@@ -166,5 +173,79 @@ func TestModuleProvisionFailure(t *testing.T) {
 	want := []string{"provision test.a", "provision test.b", "cleanup test.b", "cleanup test.a"}
 	if got := log.get(); !slices.Equal(got, want) {
 		t.Errorf("calls %q, want %q", got, want)
+	}
+}
+
+// stuckModule's handler waits for its request's context to end (or for
+// release, so a failing test ends), then takes a moment to finish, as a
+// handler does that was mid-write; Cleanup notes whether it had.
+type stuckModule struct {
+	entered, release chan struct{}
+	log              *lifecycleLog
+	finished         atomic.Bool
+}
+
+func (m *stuckModule) Provision(d app.Deps) error {
+	d.Echo.GET("/test/stuck", func(c echo.Context) error {
+		close(m.entered)
+		select {
+		case <-c.Request().Context().Done():
+		case <-m.release:
+		}
+		time.Sleep(50 * time.Millisecond)
+		m.finished.Store(true)
+		return c.Request().Context().Err()
+	})
+	return nil
+}
+
+func (m *stuckModule) Cleanup() error {
+	m.log.add(fmt.Sprintf("cleanup, handler finished %v", m.finished.Load()))
+	return nil
+}
+
+// TestShutdownPastGrace: a request still in flight when the shutdown grace
+// ends has its connection closed and its context ended, and its handler
+// returns before the modules clean up; Serve says the grace ran out.
+func TestShutdownPastGrace(t *testing.T) {
+	var log lifecycleLog
+	m := &stuckModule{entered: make(chan struct{}), release: make(chan struct{}), log: &log}
+	defer close(m.release)
+	reg := standardRegistry(app.ModuleInfo{ID: "test.stuck", New: func() app.Module { return m }})
+	a, err := app.New(defaultConfig(t.TempDir()), app.Options{Registry: reg, PasswordParams: &cheapHash,
+		Timeouts: app.Timeouts{Shutdown: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx, ln) }()
+	answered := make(chan error, 1)
+	go func() {
+		res, err := http.Get("http://" + ln.Addr().String() + "/test/stuck")
+		if err == nil {
+			res.Body.Close()
+		}
+		answered <- err
+	}()
+	<-m.entered
+	stop()
+	if err := <-served; err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Serve: %v, want the shutdown's deadline exceeded", err)
+	}
+	if got, want := log.get(), []string{"cleanup, handler finished true"}; !slices.Equal(got, want) {
+		t.Errorf("calls %q, want %q: the handler ended before Cleanup", got, want)
+	}
+	select {
+	case err := <-answered:
+		if err == nil {
+			t.Error("the stuck request got an answer; want its connection closed")
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the stuck request's connection is still open")
 	}
 }

@@ -32,7 +32,11 @@ type (
 	// CleanerUpper releases what Provision opened: at stop, or when start
 	// fails halfway. Then it runs on every module whose Provision was
 	// called, the one whose Provision failed too, so it must cope with
-	// whatever a failed Provision left half open.
+	// whatever a failed Provision left half open. At stop it runs once no
+	// handler is running: requests still in flight when the shutdown grace
+	// ends have their connections closed (http.Server.Close) and their
+	// contexts ended first, and the host waits a second more for their
+	// handlers. Only a handler that ignores its context can outlast that.
 	CleanerUpper interface{ Cleanup() error }
 )
 
