@@ -110,7 +110,7 @@ func (a *App) provision(reg *Registry, dir datadir.Dir, values config.Values, ba
 		d := base
 		d.Log = a.log.With("module", info.ID)
 		d.Config = values.Only(info.Flags)
-		d.DataDir = moduleDir(dir, info)
+		d.DataDir = moduleDir(dir, info, d.Log)
 		m := info.New()
 		a.modules = append(a.modules, provisioned{info.ID, m})
 		if err := m.Provision(d); err != nil {
@@ -132,14 +132,14 @@ func (a *App) provision(reg *Registry, dir datadir.Dir, values config.Values, ba
 
 // moduleDir opens a module's own directory, moving into it the files an
 // older camd kept for it at the top.
-func moduleDir(top datadir.Dir, info ModuleInfo) func() (datadir.Dir, error) {
+func moduleDir(top datadir.Dir, info ModuleInfo, log *slog.Logger) func() (datadir.Dir, error) {
 	return func() (datadir.Dir, error) {
 		d, err := top.Sub(info.ID)
 		if err != nil {
 			return datadir.Dir{}, err
 		}
 		for _, name := range info.Files {
-			if err := d.Adopt(top, name); err != nil {
+			if err := d.Adopt(top, name, log); err != nil {
 				return datadir.Dir{}, fmt.Errorf("module %q: %w", info.ID, err)
 			}
 		}

@@ -55,7 +55,7 @@ type ModuleInfo struct {
 	Flags []config.Flag
 	// Files are files that camd versions before module data directories
 	// kept at the top of the data directory. The host moves each into the
-	// module's directory before Provision.
+	// module's directory when the module opens it with Deps.DataDir.
 	Files []string
 }
 
