@@ -85,14 +85,26 @@ var DefaultRegistry = NewRegistry()
 func Register(info ModuleInfo) { DefaultRegistry.Register(info) }
 
 // Register adds a module. Like database/sql.Register, it panics on an empty
-// ID, a nil constructor, or an ID, scope or flag another module has
-// already: each is a programming error that must not reach a cam.
+// ID, a nil constructor, an ID, scope or flag another module has already,
+// or a flag that config.Flag.Check refuses (one of camd's own, say) or the
+// module declares twice: each is a programming error that must not reach a
+// cam. A flag clashes by its name or by its variable.
 func (r *Registry) Register(info ModuleInfo) {
 	if info.ID == "" {
 		panic("app: module registered without an ID")
 	}
 	if info.New == nil {
 		panic(fmt.Sprintf("app: module %q registered without New", info.ID))
+	}
+	for i, f := range info.Flags {
+		if err := f.Check(); err != nil {
+			panic(fmt.Sprintf("app: module %q: %v", info.ID, err))
+		}
+		for _, o := range info.Flags[:i] {
+			if c := clash(f, o); c != "" {
+				panic(fmt.Sprintf("app: module %q declares %s twice", info.ID, c))
+			}
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -106,12 +118,26 @@ func (r *Registry) Register(info ModuleInfo) {
 			}
 		}
 		for _, f := range info.Flags {
-			if slices.ContainsFunc(other.Flags, func(o config.Flag) bool { return o.Name == f.Name }) {
-				panic(fmt.Sprintf("app: module %q declares flag --%s, which module %q has", info.ID, f.Name, other.ID))
+			for _, o := range other.Flags {
+				if c := clash(f, o); c != "" {
+					panic(fmt.Sprintf("app: module %q declares %s, which module %q has", info.ID, c, other.ID))
+				}
 			}
 		}
 	}
 	r.modules[info.ID] = info
+}
+
+// clash says what flags a and b share that would set them as one, their
+// name or their variable; "" for nothing.
+func clash(a, b config.Flag) string {
+	switch {
+	case a.Name == b.Name:
+		return "flag --" + a.Name
+	case a.Env != "" && a.Env == b.Env:
+		return "variable " + a.Env
+	}
+	return ""
 }
 
 // Modules returns the registered modules sorted by ID, so start-up is the
