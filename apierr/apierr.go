@@ -120,15 +120,21 @@ type Body struct {
 	Code  Code   `json:"code"`
 }
 
-// FromStatus is the code for an error status from Echo's router or
-// middleware, which carry no code of their own; Internal for any status
-// they are not known to answer.
+// FromStatus is the code for the status of an *echo.HTTPError, from Echo's
+// router or middleware or a module, which carries no code of its own: the
+// code a client would handle it by. A 403 is insufficient_scope, the one
+// refusal of a valid credential a client can act on; 429 and 503 are busy,
+// answered 503. Internal for any other status.
 func FromStatus(status int) Code {
 	switch status {
 	case http.StatusBadRequest:
 		return InvalidRequest
 	case http.StatusUnauthorized:
 		return MissingToken
+	case http.StatusForbidden:
+		return InsufficientScope
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return Busy
 	case http.StatusNotFound:
 		return NotFound
 	case http.StatusMethodNotAllowed:

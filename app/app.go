@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -102,7 +103,8 @@ type Options struct {
 // Timeouts are the HTTP server's limits on slow clients.
 type Timeouts struct {
 	ReadHeader, Read, Write, Idle time.Duration
-	// Shutdown bounds how long in-flight requests get after SIGTERM.
+	// Shutdown bounds how long in-flight requests get after SIGTERM;
+	// then their connections are closed.
 	Shutdown time.Duration
 }
 
@@ -142,6 +144,7 @@ type App struct {
 	runners  []Runner // the clock, the auth service and modules with work of their own
 	modules  []provisioned
 	close    sync.Once
+	handling atomic.Int64 // requests being handled, which stop waits for
 }
 
 // New opens the platform and provisions every module. It fails, naming the
@@ -188,7 +191,7 @@ func New(cfg config.Config, opt Options) (*App, error) {
 	a.conns = newConnLimiter(cfg, tls.config != nil, svc.ClientKey, opt.Log)
 	a.server = &http.Server{
 		ConnState:         a.conns.ConnState,
-		Handler:           a.echo,
+		Handler:           a.counted(a.echo),
 		TLSConfig:         tls.config,
 		ReadHeaderTimeout: t.ReadHeader,
 		ReadTimeout:       t.Read,
@@ -245,7 +248,8 @@ func (a *App) ListenAndServe(ctx context.Context) error {
 
 // Serve serves on ln until ctx ends, then shuts down gracefully: it stops
 // accepting, lets in-flight requests finish (up to Timeouts.Shutdown) and
-// returns nil.
+// returns nil. Past Timeouts.Shutdown it closes the connections left (see
+// closeLeft) and returns an error.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	// Background work runs for as long as the server does, and stops after
 	// it, so that what it keeps (the clock's last-known-good time, the
@@ -285,6 +289,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), a.shutdown)
 	defer cancel()
 	if err := a.server.Shutdown(sctx); err != nil {
+		a.closeLeft()
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
@@ -292,4 +297,34 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	a.log.Info("stopped")
 	return nil
+}
+
+// counted counts the requests h is handling, for closeLeft.
+func (a *App) counted(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.handling.Add(1)
+		defer a.handling.Add(-1)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// closeGrace is how long closeLeft waits for handlers whose contexts it
+// ended: a handler that heeds its context returns within it, even one
+// finishing a password hash on a slow cam.
+const closeGrace = time.Second
+
+// closeLeft closes the connections still open once the shutdown grace is
+// over, which ends their requests' contexts, and waits up to closeGrace for
+// their handlers to return, so that modules do not clean up under them.
+// http.Server.Close does not wait for handlers; polling the count does,
+// for the few milliseconds a stop takes.
+func (a *App) closeLeft() {
+	a.server.Close()
+	deadline := time.Now().Add(closeGrace)
+	for a.handling.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := a.handling.Load(); n > 0 {
+		a.log.Error("requests still being handled after their connections were closed; cleaning up regardless", "requests", n)
+	}
 }

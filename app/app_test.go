@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -579,34 +580,52 @@ func TestRegistry(t *testing.T) {
 		m.Scopes = []auth.Scope{{Name: scope, Description: "test"}}
 		return m
 	}
-	withFlag := func(id, flag string) app.ModuleInfo {
+	withFlags := func(id string, flags ...config.Flag) app.ModuleInfo {
 		m := mod(id)
-		m.Flags = []config.Flag{{Name: flag}}
+		m.Flags = flags
 		return m
 	}
+	withFlag := func(id, flag string) app.ModuleInfo { return withFlags(id, config.Flag{Name: flag}) }
 	r.Register(withScope("s", "s:read"))
-	r.Register(withFlag("f", "f-path"))
+	r.Register(withFlags("f", config.Flag{Name: "f-path", Env: "CAMD_F_PATH"}))
 	if got := r.Scopes(); len(got) != 1 || got[0].Name != "s:read" {
 		t.Errorf("Scopes() = %v, want the one declared", got)
 	}
 	if got := r.Flags(); len(got) != 1 || got[0].Name != "f-path" {
 		t.Errorf("Flags() = %v, want the one declared", got)
 	}
-	for name, info := range map[string]app.ModuleInfo{
-		"duplicate":       mod("a"),
-		"empty ID":        {New: func() app.Module { return panicModule{} }},
-		"nil New":         {ID: "d"},
-		"duplicate scope": withScope("s2", "s:read"),
-		"duplicate flag":  withFlag("f2", "f-path"),
+	for _, tt := range []struct {
+		name string
+		info app.ModuleInfo
+		want string // in the panic's message
+	}{
+		{"duplicate", mod("a"), `"a" registered twice`},
+		{"empty ID", app.ModuleInfo{New: func() app.Module { return panicModule{} }}, "without an ID"},
+		{"nil New", app.ModuleInfo{ID: "d"}, "without New"},
+		{"duplicate scope", withScope("s2", "s:read"), `scope "s:read", which module "s" has`},
+		{"another module's flag", withFlag("f2", "f-path"), `--f-path, which module "f" has`},
+		{"another module's variable", withFlags("f3", config.Flag{Name: "f3-path", Env: "CAMD_F_PATH"}), `CAMD_F_PATH, which module "f" has`},
+		{"the same flag twice", withFlags("f4", config.Flag{Name: "f4-x"}, config.Flag{Name: "f4-x"}), "--f4-x twice"},
+		{"camd's own flag", withFlag("f5", "listen"), "--listen is one of camd's own"},
+		{"camd's own variable", withFlags("f6", config.Flag{Name: "f6-dir", Env: "CAMD_DATA_DIR"}), "CAMD_DATA_DIR sets camd's --data-dir"},
+		{"client add's flag", withFlag("f7", "scope"), "--scope is reserved"},
+		{"help", withFlag("f8", "help"), "--help is reserved"},
+		{"h", withFlag("f9", "h"), "--h is reserved"},
+		{"empty flag name", withFlag("f10", ""), "flag name"},
+		{"dashes", withFlag("f11", "-f11-x"), "flag name"},
 	} {
-		t.Run(name, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			defer func() {
-				if recover() == nil {
-					t.Error("Register did not panic")
+				msg := fmt.Sprint(recover())
+				if !strings.Contains(msg, tt.want) {
+					t.Errorf("Register panicked with %q, want a message with %q", msg, tt.want)
 				}
 			}()
-			r.Register(info)
+			r.Register(tt.info)
 		})
+	}
+	if ids := len(r.Modules()); ids != 5 {
+		t.Errorf("%d modules after the refusals, want the 5 accepted", ids)
 	}
 	// The default registry is separate: a test registry never leaks into it.
 	for _, m := range app.DefaultRegistry.Modules() {

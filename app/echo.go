@@ -167,8 +167,8 @@ func requestID(c echo.Context) string {
 
 // errorHandler answers every error as JSON {"error": "...", "code": "..."}.
 // An *apierr.Error is camd's own, its message safe to show. An
-// *echo.HTTPError comes from Echo's router or middleware (404, 405, 413) and
-// gets the code of its status. Anything else is an internal error: answered
+// *echo.HTTPError comes from Echo's router or middleware (404, 405, 413) or
+// a module and gets the code of its status (apierr.FromStatus). Anything else is an internal error: answered
 // with a bare 500 and no detail, never a stack trace. Only internal errors
 // are logged at ERROR, with the request id: a client's bad request is in
 // the access log already, and must not fill a cam's flash.
@@ -184,6 +184,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			body.Code = apierr.FromStatus(he.Code)
 			if body.Code != apierr.Internal {
 				body.Error = strings.ToLower(http.StatusText(he.Code))
+			}
+			// busy promises a Retry-After: a second, unless the module set one.
+			if h := c.Response().Header(); body.Code == apierr.Busy && h.Get(echo.HeaderRetryAfter) == "" {
+				h.Set(echo.HeaderRetryAfter, "1")
 			}
 		}
 		status := body.Code.Status()

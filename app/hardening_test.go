@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/labstack/echo/v4"
+
 	"camd/apierr"
 	"camd/app"
 	"camd/internal/testlog"
@@ -104,10 +106,12 @@ func TestBasicTwoAuthorizationHeaders(t *testing.T) {
 // internal errors are logged at ERROR, so a cam's flash does not fill with
 // them. (Before the error vocabulary, Echo's BasicAuth answered "Basic !!!"
 // with an HTTPError carrying the base64 error as its Internal, and the
-// error handler logged every such error at ERROR.)
+// error handler logged every such error at ERROR.) Nor is a module's
+// echo.NewHTTPError refusal, such as a 503 while it is busy.
 func TestClientMistakesNotLoggedAsErrors(t *testing.T) {
 	panicky := app.ModuleInfo{ID: "test.panic", New: func() app.Module { return panicModule{} }}
-	s := startServer(t, "", serverOpts{registry: standardRegistry(panicky)})
+	refusing := app.ModuleInfo{ID: "test.refuse", New: func() app.Module { return refuseModule{} }}
+	s := startServer(t, "", serverOpts{registry: standardRegistry(panicky, refusing)})
 	tests := []struct {
 		name, method, path, body string
 		headers                  []string
@@ -123,6 +127,9 @@ func TestClientMistakesNotLoggedAsErrors(t *testing.T) {
 		{"malformed body", "POST", "/api/login", `{"user":`, []string{jsonCT}, 400, apierr.InvalidBody},
 		{"no such route", "GET", "/nope", "", nil, 404, apierr.NotFound},
 		{"wrong method", "DELETE", "/healthz", "", nil, 405, apierr.MethodNotAllowed},
+		{"a module's 403", "GET", "/test/refuse/403", "", nil, 403, apierr.InsufficientScope},
+		{"a module's 429", "GET", "/test/refuse/429", "", nil, 503, apierr.Busy},
+		{"a module's 503", "GET", "/test/refuse/503", "", nil, 503, apierr.Busy},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,6 +138,9 @@ func TestClientMistakesNotLoggedAsErrors(t *testing.T) {
 				t.Fatalf("status %d %s, want %d", r.Status, r.Body, tc.status)
 			}
 			checkError(t, r, tc.code)
+			if tc.code == apierr.Busy && r.Header.Get("Retry-After") == "" {
+				t.Error("busy without Retry-After")
+			}
 			// The access log has it, under the id the answer carries.
 			id := r.Header.Get("X-Request-Id")
 			if lines := s.Logs.Lines("level=INFO", "msg=request", "id="+id, "path="+tc.path+" ", " status="+strconv.Itoa(tc.status)+" "); len(lines) != 1 {
@@ -150,4 +160,18 @@ func TestClientMistakesNotLoggedAsErrors(t *testing.T) {
 	if lines := s.Logs.Lines("level=ERROR", "msg=\"request failed\"", "id="+r.Header.Get("X-Request-Id")); len(lines) != 1 {
 		t.Errorf("the internal error was not logged at ERROR once: %q\n%s", lines, s.Logs.String())
 	}
+}
+
+// refuseModule answers GET /test/refuse/STATUS with echo.NewHTTPError(STATUS).
+type refuseModule struct{}
+
+func (refuseModule) Provision(d app.Deps) error {
+	d.Echo.GET("/test/refuse/:status", func(c echo.Context) error {
+		status, err := strconv.Atoi(c.Param("status"))
+		if err != nil {
+			return err
+		}
+		return echo.NewHTTPError(status)
+	})
+	return nil
 }

@@ -3,12 +3,19 @@ package app_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"camd/app"
 	"camd/auth"
@@ -34,24 +41,27 @@ func (l *lifecycleLog) get() []string {
 }
 
 // lifecycleModule implements every optional interface and records each
-// call; failValidate makes its Validate fail.
+// call; fail names the call that fails, "provision" or "validate".
 type lifecycleModule struct {
-	id           string
-	log          *lifecycleLog
-	failValidate bool
-	deps         *app.Deps // what Provision was handed
-	runEnded     chan struct{}
+	id       string
+	log      *lifecycleLog
+	fail     string
+	deps     *app.Deps // what Provision was handed
+	runEnded chan struct{}
 }
 
 func (m *lifecycleModule) Provision(d app.Deps) error {
 	m.log.add("provision " + m.id)
 	*m.deps = d
+	if m.fail == "provision" {
+		return errors.New("cannot provision on purpose")
+	}
 	return nil
 }
 
 func (m *lifecycleModule) Validate() error {
 	m.log.add("validate " + m.id)
-	if m.failValidate {
+	if m.fail == "validate" {
 		return errors.New("invalid on purpose")
 	}
 	return nil
@@ -68,13 +78,13 @@ func (m *lifecycleModule) Cleanup() error {
 	return nil
 }
 
-func lifecycleInfo(id string, log *lifecycleLog, failValidate bool, deps *app.Deps, runEnded chan struct{}) app.ModuleInfo {
+func lifecycleInfo(id string, log *lifecycleLog, fail string, deps *app.Deps, runEnded chan struct{}) app.ModuleInfo {
 	return app.ModuleInfo{
 		ID:     id,
 		Scopes: []auth.Scope{{Name: id + ":read", Description: "reads " + id}},
 		Flags:  []config.Flag{{Name: id + "-path", Default: "/default/" + id}},
 		New: func() app.Module {
-			return &lifecycleModule{id: id, log: log, failValidate: failValidate, deps: deps, runEnded: runEnded}
+			return &lifecycleModule{id: id, log: log, fail: fail, deps: deps, runEnded: runEnded}
 		},
 	}
 }
@@ -87,7 +97,7 @@ func TestModuleLifecycle(t *testing.T) {
 	var log lifecycleLog
 	var depsA, depsB app.Deps
 	endA, endB := make(chan struct{}), make(chan struct{})
-	reg := standardRegistry(lifecycleInfo("test.b", &log, false, &depsB, endB), lifecycleInfo("test.a", &log, false, &depsA, endA))
+	reg := standardRegistry(lifecycleInfo("test.b", &log, "", &depsB, endB), lifecycleInfo("test.a", &log, "", &depsA, endA))
 	s := startServer(t, "", serverOpts{registry: reg, cfg: func(c *config.Config) {
 		c.Modules = config.Values{"test.a-path": "/set/a"}
 	}})
@@ -136,7 +146,7 @@ func TestModuleLifecycle(t *testing.T) {
 func TestModuleValidateFailure(t *testing.T) {
 	var log lifecycleLog
 	var deps app.Deps
-	reg := standardRegistry(lifecycleInfo("test.a", &log, false, &deps, make(chan struct{})), lifecycleInfo("test.b", &log, true, &deps, make(chan struct{})))
+	reg := standardRegistry(lifecycleInfo("test.a", &log, "", &deps, make(chan struct{})), lifecycleInfo("test.b", &log, "validate", &deps, make(chan struct{})))
 	_, err := app.New(defaultConfig(t.TempDir()), app.Options{Registry: reg, PasswordParams: &cheapHash})
 	if err == nil || !strings.Contains(err.Error(), `"test.b"`) {
 		t.Fatalf("New: %v, want an error naming test.b", err)
@@ -144,5 +154,98 @@ func TestModuleValidateFailure(t *testing.T) {
 	want := []string{"provision test.a", "provision test.b", "validate test.a", "validate test.b", "cleanup test.b", "cleanup test.a"}
 	if got := log.get(); !slices.Equal(got, want) {
 		t.Errorf("calls %q, want %q", got, want)
+	}
+}
+
+// TestModuleProvisionFailure: a module whose Provision fails stops camd
+// from starting, naming it; it and every module provisioned before it are
+// cleaned up, in reverse order, and the modules after it are never made.
+func TestModuleProvisionFailure(t *testing.T) {
+	var log lifecycleLog
+	var deps app.Deps
+	reg := standardRegistry(lifecycleInfo("test.a", &log, "", &deps, make(chan struct{})),
+		lifecycleInfo("test.b", &log, "provision", &deps, make(chan struct{})),
+		lifecycleInfo("test.c", &log, "", &deps, make(chan struct{})))
+	_, err := app.New(defaultConfig(t.TempDir()), app.Options{Registry: reg, PasswordParams: &cheapHash})
+	if err == nil || !strings.Contains(err.Error(), `"test.b"`) {
+		t.Fatalf("New: %v, want an error naming test.b", err)
+	}
+	want := []string{"provision test.a", "provision test.b", "cleanup test.b", "cleanup test.a"}
+	if got := log.get(); !slices.Equal(got, want) {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+}
+
+// stuckModule's handler waits for its request's context to end (or for
+// release, so a failing test ends), then takes a moment to finish, as a
+// handler does that was mid-write; Cleanup notes whether it had.
+type stuckModule struct {
+	entered, release chan struct{}
+	log              *lifecycleLog
+	finished         atomic.Bool
+}
+
+func (m *stuckModule) Provision(d app.Deps) error {
+	d.Echo.GET("/test/stuck", func(c echo.Context) error {
+		close(m.entered)
+		select {
+		case <-c.Request().Context().Done():
+		case <-m.release:
+		}
+		time.Sleep(50 * time.Millisecond)
+		m.finished.Store(true)
+		return c.Request().Context().Err()
+	})
+	return nil
+}
+
+func (m *stuckModule) Cleanup() error {
+	m.log.add(fmt.Sprintf("cleanup, handler finished %v", m.finished.Load()))
+	return nil
+}
+
+// TestShutdownPastGrace: a request still in flight when the shutdown grace
+// ends has its connection closed and its context ended, and its handler
+// returns before the modules clean up; Serve says the grace ran out.
+func TestShutdownPastGrace(t *testing.T) {
+	var log lifecycleLog
+	m := &stuckModule{entered: make(chan struct{}), release: make(chan struct{}), log: &log}
+	defer close(m.release)
+	reg := standardRegistry(app.ModuleInfo{ID: "test.stuck", New: func() app.Module { return m }})
+	a, err := app.New(defaultConfig(t.TempDir()), app.Options{Registry: reg, PasswordParams: &cheapHash,
+		Timeouts: app.Timeouts{Shutdown: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx, ln) }()
+	answered := make(chan error, 1)
+	go func() {
+		res, err := http.Get("http://" + ln.Addr().String() + "/test/stuck")
+		if err == nil {
+			res.Body.Close()
+		}
+		answered <- err
+	}()
+	<-m.entered
+	stop()
+	if err := <-served; err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Serve: %v, want the shutdown's deadline exceeded", err)
+	}
+	if got, want := log.get(), []string{"cleanup, handler finished true"}; !slices.Equal(got, want) {
+		t.Errorf("calls %q, want %q: the handler ended before Cleanup", got, want)
+	}
+	select {
+	case err := <-answered:
+		if err == nil {
+			t.Error("the stuck request got an answer; want its connection closed")
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the stuck request's connection is still open")
 	}
 }

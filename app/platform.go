@@ -97,8 +97,9 @@ type provisioned struct {
 }
 
 // provision makes and provisions every module of reg in order, then
-// validates them. On any failure the modules provisioned so far are cleaned
-// up, in reverse order.
+// validates them. On any failure every module whose Provision was called is
+// cleaned up, in reverse order: the one that failed too, which may have
+// opened something before it failed.
 func (a *App) provision(reg *Registry, dir datadir.Dir, values config.Values, base Deps) (err error) {
 	defer func() {
 		if err != nil {
@@ -109,12 +110,12 @@ func (a *App) provision(reg *Registry, dir datadir.Dir, values config.Values, ba
 		d := base
 		d.Log = a.log.With("module", info.ID)
 		d.Config = values.Only(info.Flags)
-		d.DataDir = moduleDir(dir, info)
+		d.DataDir = moduleDir(dir, info, d.Log)
 		m := info.New()
+		a.modules = append(a.modules, provisioned{info.ID, m})
 		if err := m.Provision(d); err != nil {
 			return fmt.Errorf("provision module %q: %w", info.ID, err)
 		}
-		a.modules = append(a.modules, provisioned{info.ID, m})
 		if r, ok := m.(Runner); ok {
 			a.runners = append(a.runners, r)
 		}
@@ -131,14 +132,14 @@ func (a *App) provision(reg *Registry, dir datadir.Dir, values config.Values, ba
 
 // moduleDir opens a module's own directory, moving into it the files an
 // older camd kept for it at the top.
-func moduleDir(top datadir.Dir, info ModuleInfo) func() (datadir.Dir, error) {
+func moduleDir(top datadir.Dir, info ModuleInfo, log *slog.Logger) func() (datadir.Dir, error) {
 	return func() (datadir.Dir, error) {
 		d, err := top.Sub(info.ID)
 		if err != nil {
 			return datadir.Dir{}, err
 		}
 		for _, name := range info.Files {
-			if err := d.Adopt(top, name); err != nil {
+			if err := d.Adopt(top, name, log); err != nil {
 				return datadir.Dir{}, fmt.Errorf("module %q: %w", info.ID, err)
 			}
 		}

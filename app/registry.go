@@ -30,7 +30,13 @@ type (
 	// buffers, from the moment camd serves until ctx ends at stop.
 	Runner interface{ Run(ctx context.Context) }
 	// CleanerUpper releases what Provision opened: at stop, or when start
-	// fails after the module was provisioned.
+	// fails halfway. Then it runs on every module whose Provision was
+	// called, the one whose Provision failed too, so it must cope with
+	// whatever a failed Provision left half open. At stop it runs once no
+	// handler is running: requests still in flight when the shutdown grace
+	// ends have their connections closed (http.Server.Close) and their
+	// contexts ended first, and the host waits a second more for their
+	// handlers. Only a handler that ignores its context can outlast that.
 	CleanerUpper interface{ Cleanup() error }
 )
 
@@ -49,7 +55,7 @@ type ModuleInfo struct {
 	Flags []config.Flag
 	// Files are files that camd versions before module data directories
 	// kept at the top of the data directory. The host moves each into the
-	// module's directory before Provision.
+	// module's directory when the module opens it with Deps.DataDir.
 	Files []string
 }
 
@@ -79,14 +85,26 @@ var DefaultRegistry = NewRegistry()
 func Register(info ModuleInfo) { DefaultRegistry.Register(info) }
 
 // Register adds a module. Like database/sql.Register, it panics on an empty
-// ID, a nil constructor, or an ID, scope or flag another module has
-// already: each is a programming error that must not reach a cam.
+// ID, a nil constructor, an ID, scope or flag another module has already,
+// or a flag that config.Flag.Check refuses (one of camd's own, say) or the
+// module declares twice: each is a programming error that must not reach a
+// cam. A flag clashes by its name or by its variable.
 func (r *Registry) Register(info ModuleInfo) {
 	if info.ID == "" {
 		panic("app: module registered without an ID")
 	}
 	if info.New == nil {
 		panic(fmt.Sprintf("app: module %q registered without New", info.ID))
+	}
+	for i, f := range info.Flags {
+		if err := f.Check(); err != nil {
+			panic(fmt.Sprintf("app: module %q: %v", info.ID, err))
+		}
+		for _, o := range info.Flags[:i] {
+			if c := clash(f, o); c != "" {
+				panic(fmt.Sprintf("app: module %q declares %s twice", info.ID, c))
+			}
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -100,12 +118,26 @@ func (r *Registry) Register(info ModuleInfo) {
 			}
 		}
 		for _, f := range info.Flags {
-			if slices.ContainsFunc(other.Flags, func(o config.Flag) bool { return o.Name == f.Name }) {
-				panic(fmt.Sprintf("app: module %q declares flag --%s, which module %q has", info.ID, f.Name, other.ID))
+			for _, o := range other.Flags {
+				if c := clash(f, o); c != "" {
+					panic(fmt.Sprintf("app: module %q declares %s, which module %q has", info.ID, c, other.ID))
+				}
 			}
 		}
 	}
 	r.modules[info.ID] = info
+}
+
+// clash says what flags a and b share that would set them as one, their
+// name or their variable; "" for nothing.
+func clash(a, b config.Flag) string {
+	switch {
+	case a.Name == b.Name:
+		return "flag --" + a.Name
+	case a.Env != "" && a.Env == b.Env:
+		return "variable " + a.Env
+	}
+	return ""
 }
 
 // Modules returns the registered modules sorted by ID, so start-up is the

@@ -65,8 +65,11 @@ type Service struct {
 	scopes  []Scope
 
 	external bool // the secret comes from SecretFile
+	// secretMu is held across a whole rotation, so the key on disk, the
+	// key tokens are signed with and secret always agree.
 	secretMu sync.Mutex
 	secret   SecretInfo
+	rotate   func(datadir.Dir) ([]byte, error) // secret.Rotate; tests interleave rotations
 
 	bearer echojwt.Config // the shared part of every Bearer middleware
 }
@@ -126,12 +129,13 @@ func Open(cfg Config) (*Service, error) {
 		// lock nor unlock anybody.
 		gate:     gate{owner: owner, limiter: lockout.New(lockout.Config{}), v6Prefix: cfg.LockoutIPv6Prefix},
 		external: cfg.SecretFile != "",
+		rotate:   secret.Rotate,
 	}
 	var since time.Time
 	if fi, err := os.Stat(secretPath); err == nil {
 		since = fi.ModTime()
 	}
-	s.setSecret(key, since)
+	s.secret = s.secretInfo(key, since)
 	s.bearer = s.bearerConfig()
 	return s, nil
 }

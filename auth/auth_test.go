@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -534,6 +537,56 @@ func TestRotateSecret(t *testing.T) {
 	}
 	if _, err := x.svc.Verify(xTok); err != nil {
 		t.Errorf("external: a refused rotation refused a token: %v", err)
+	}
+}
+
+// TestRotateSecretConcurrent: rotations at once leave the key on disk the
+// one tokens are signed with, and the one Secret() describes: a token issued
+// afterwards verifies with a service re-opened from the directory. The
+// first rotation pauses between writing its key and switching to it, while
+// the others run: unserialised, it would then switch to a key since
+// overwritten on disk.
+func TestRotateSecretConcurrent(t *testing.T) {
+	f := open(t, nil)
+	paused, othersDone := make(chan struct{}), make(chan struct{})
+	var started atomic.Bool
+	auth.SetRotate(f.svc, func(d datadir.Dir) ([]byte, error) {
+		key, err := secret.Rotate(d)
+		if started.CompareAndSwap(false, true) {
+			close(paused)
+			// Serialised, the others wait for this one: do not wait forever.
+			select {
+			case <-othersDone:
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		return key, err
+	})
+	rotate := func() {
+		if err := f.svc.RotateSecret(); err != nil {
+			t.Error(err)
+		}
+	}
+	var firstDone, others sync.WaitGroup
+	firstDone.Go(rotate)
+	<-paused
+	for range 7 {
+		others.Go(rotate)
+	}
+	others.Wait()
+	close(othersDone)
+	firstDone.Wait()
+
+	onDisk, err := secret.LoadOrCreate(f.dir, slog.New(slog.DiscardHandler), f.clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.svc.Secret().Fingerprint; got != secret.Fingerprint(onDisk) {
+		t.Errorf("Secret() says %s, the file holds %s", got, secret.Fingerprint(onDisk))
+	}
+	tok := f.login(t)
+	if _, err := openIn(t, f.dir, f.clk, nil).svc.Verify(tok); err != nil {
+		t.Errorf("a token issued after the rotations, after a restart: %v", err)
 	}
 }
 

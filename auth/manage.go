@@ -155,10 +155,8 @@ func (s *Service) Secret() SecretInfo {
 	return s.secret
 }
 
-func (s *Service) setSecret(key []byte, since time.Time) {
-	s.secretMu.Lock()
-	defer s.secretMu.Unlock()
-	s.secret = SecretInfo{Fingerprint: secret.Fingerprint(key), Since: since, External: s.external}
+func (s *Service) secretInfo(key []byte, since time.Time) SecretInfo {
+	return SecretInfo{Fingerprint: secret.Fingerprint(key), Since: since, External: s.external}
 }
 
 // ErrExternalSecret refuses rotation of a secret provided from outside.
@@ -166,18 +164,22 @@ var ErrExternalSecret = errors.New("the signing secret is provided from outside 
 
 // RotateSecret makes a new signing secret and switches to it: every token
 // issued before is refused (secret_rotated) from the next request on.
+// Rotations run one at a time: two at once could otherwise leave one key on
+// disk and sign with the other.
 func (s *Service) RotateSecret() error {
 	if s.external {
 		return apierr.Wrap(apierr.Conflict, ErrExternalSecret.Error(), ErrExternalSecret)
 	}
-	key, err := secret.Rotate(s.dir)
+	s.secretMu.Lock()
+	defer s.secretMu.Unlock()
+	key, err := s.rotate(s.dir)
 	if err != nil {
 		return err
 	}
 	if err := s.tokens.SetKey(key); err != nil {
 		return err
 	}
-	s.setSecret(key, s.clock.Now())
+	s.secret = s.secretInfo(key, s.clock.Now())
 	s.log.Warn("rotated the signing secret: every token issued before is now refused")
 	return nil
 }

@@ -51,7 +51,7 @@ func client(args []string, opts Options) int {
 	cfg, fs, specs := config.NewFlagSet("client "+verb, opts.Registry.Flags())
 	var scopes scopeList
 	if verb == "add" {
-		fs.Var(&scopes, "scope", "a scope to grant (repeat for more); none: the default scopes")
+		fs.Var(&scopes, config.ScopeFlag, "a scope to grant (repeat for more); none: the default scopes")
 	}
 	names, err := parseInterleaved(fs, rest)
 	if errors.Is(err, flag.ErrHelp) {

@@ -69,6 +69,34 @@ type Flag struct {
 	Bool    bool // a switch: --name alone means true
 }
 
+// ScopeFlag is camd client add's own flag (--scope), which it adds to the
+// flag set NewFlagSet returns.
+const ScopeFlag = "scope"
+
+// Check refuses a module flag that cannot sit beside camd's own: a name the
+// flag package refuses, the name or variable of one of camd's flags,
+// --scope, and -h or --help, which print the usage. Clashes between modules
+// are the registry's to find.
+func (f Flag) Check() error {
+	if f.Name == "" || strings.HasPrefix(f.Name, "-") || strings.Contains(f.Name, "=") {
+		return fmt.Errorf("flag name %q: want a name without leading dashes or '='", f.Name)
+	}
+	switch f.Name {
+	case ScopeFlag, "h", "help":
+		return fmt.Errorf("flag --%s is reserved by camd", f.Name)
+	}
+	_, _, own := NewFlagSet("", nil)
+	for _, s := range own {
+		if f.Name == s.name {
+			return fmt.Errorf("flag --%s is one of camd's own", f.Name)
+		}
+		if f.Env != "" && f.Env == s.env {
+			return fmt.Errorf("flag --%s: variable %s sets camd's --%s", f.Name, f.Env, s.name)
+		}
+	}
+	return nil
+}
+
 // Values are flag values by name.
 type Values map[string]string
 

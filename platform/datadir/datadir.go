@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -127,19 +128,27 @@ func (d Dir) Sub(name string) (Dir, error) {
 }
 
 // Adopt moves the file name from dir from into d, where an older camd kept
-// it at the top of the data directory. It does nothing when d has the file
-// already or from has none. The rename is atomic, and both directories are
-// synced, so a power cut leaves the file in one place or the other.
-func (d Dir) Adopt(from Dir, name string) error {
-	dst := d.Join(name)
+// it at the top of the data directory. It does nothing when from has none,
+// or when another process starting at once moved it first. When both have
+// the file, d's is the one in use: the old one is left where it is for the
+// owner to look at, with a warning on log. The rename is atomic, and both
+// directories are synced, so a power cut leaves the file in one place or
+// the other.
+func (d Dir) Adopt(from Dir, name string, log *slog.Logger) error {
+	dst, src := d.Join(name), from.Join(name)
 	if _, err := os.Lstat(dst); err == nil {
+		if _, err := os.Lstat(src); err == nil {
+			log.Warn("an older camd's file is left beside the one in use, which is kept; remove the old one", "old", src, "in_use", dst)
+		}
 		return nil
 	}
-	src := from.Join(name)
 	if _, err := os.Lstat(src); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err := os.Rename(src, dst); err != nil {
+		if _, statErr := os.Lstat(dst); errors.Is(err, fs.ErrNotExist) && statErr == nil {
+			return nil // another process moved it between our look and the rename
+		}
 		return fmt.Errorf("move %s into %s: %w", src, d.path, err)
 	}
 	if err := atomicfile.SyncDir(d.path); err != nil {

@@ -3,14 +3,17 @@ package datadir_test
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"camd/internal/testlog"
 	"camd/platform/datadir"
 )
 
@@ -394,5 +397,94 @@ func TestLockErrors(t *testing.T) {
 				t.Errorf("error %q does not name the lock file", err)
 			}
 		})
+	}
+}
+
+// TestAdopt: the old file at the top moves into the module's directory;
+// when both exist, the module's is kept, the old one left, and a warning
+// names both.
+func TestAdopt(t *testing.T) {
+	tests := []struct {
+		name     string
+		old, cur string // contents at the top and in the module's directory; "" for none
+		want     string // in the module's directory after
+		oldLeft  bool
+		warn     bool
+	}{
+		{name: "neither"},
+		{name: "old only", old: "old", want: "old"},
+		{name: "module's only", cur: "cur", want: "cur"},
+		{name: "both", old: "old", cur: "cur", want: "cur", oldLeft: true, warn: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			top, err := datadir.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub, err := top.Sub("ack")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.old != "" {
+				mustWrite(t, top.Join("ack.json"), tt.old)
+			}
+			if tt.cur != "" {
+				mustWrite(t, sub.Join("ack.json"), tt.cur)
+			}
+			log, logs := testlog.New()
+			if err := sub.Adopt(top, "ack.json", log); err != nil {
+				t.Fatalf("Adopt: %v", err)
+			}
+			if b, err := os.ReadFile(sub.Join("ack.json")); string(b) != tt.want || (tt.want == "" && !os.IsNotExist(err)) {
+				t.Errorf("module's file %q (%v), want %q", b, err, tt.want)
+			}
+			if _, err := os.Stat(top.Join("ack.json")); (err == nil) != tt.oldLeft {
+				t.Errorf("old file left: %v, want %v", err == nil, tt.oldLeft)
+			}
+			warned := logs.Lines("level=WARN", top.Join("ack.json"), sub.Join("ack.json"))
+			if (len(warned) == 1) != tt.warn {
+				t.Errorf("warnings naming both files %q, want one: %v; log %q", warned, tt.warn, logs.String())
+			}
+		})
+	}
+}
+
+// TestAdoptConcurrent: camds starting together on one data directory all
+// adopt the old file: one moves it, and the others find it moved, rather
+// than fail on the source that vanished under them.
+func TestAdoptConcurrent(t *testing.T) {
+	for round := range 50 {
+		top, err := datadir.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := top.Sub("ack")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, top.Join("ack.json"), "old")
+		errs := make(chan error, 8)
+		var wg sync.WaitGroup
+		for range cap(errs) {
+			wg.Go(func() { errs <- sub.Adopt(top, "ack.json", slog.New(slog.DiscardHandler)) })
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: Adopt: %v", round, err)
+			}
+		}
+		if b, err := os.ReadFile(sub.Join("ack.json")); err != nil || string(b) != "old" {
+			t.Fatalf("round %d: adopted file %q, %v", round, b, err)
+		}
+	}
+}
+
+func mustWrite(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
