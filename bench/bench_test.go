@@ -1,9 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"camd/internal/camdtest"
 )
 
 func TestPercentile(t *testing.T) {
@@ -101,12 +107,16 @@ func TestParseStatTicks(t *testing.T) {
 	}
 }
 
-func TestParseStatusKiB(t *testing.T) {
+func TestParseKiB(t *testing.T) {
 	status := "Name:\tcamd\nUmask:\t0022\nState:\tS (sleeping)\nVmPeak:\t 1241196 kB\nVmHWM:\t   17100 kB\nVmRSS:\t    9728 kB\nThreads:\t7\n"
+	// Shortened from a real /proc/PID/smaps_rollup.
+	smaps := "564988d1b000-7ffdf6b09000 ---p 00000000 00:00 0                          [rollup]\n" +
+		"Rss:               12288 kB\nPss:                9000 kB\nPss_Anon:           8100 kB\n" +
+		"Shared_Clean:       3000 kB\nAnonymous:           8192 kB\nAnonHugePages:         0 kB\n"
 	tests := []struct {
-		name, status, field string
-		want                int64
-		wantErr             bool
+		name, text, field string
+		want              int64
+		wantErr           bool
 	}{
 		{"VmRSS", status, "VmRSS", 9728, false},
 		{"VmHWM", status, "VmHWM", 17100, false},
@@ -114,12 +124,62 @@ func TestParseStatusKiB(t *testing.T) {
 		{"missing", status, "VmSwap", 0, true},
 		{"not in kB", status, "Threads", 0, true},
 		{"empty", "", "VmRSS", 0, true},
+		{"smaps Rss", smaps, "Rss", 12288, false},
+		{"smaps Anonymous, not AnonHugePages", smaps, "Anonymous", 8192, false},
+		{"smaps Anon is no field", smaps, "Anon", 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStatusKiB(tt.status, tt.field)
+			got, err := parseKiB(tt.text, tt.field)
 			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Errorf("parseStatusKiB(%s) = %d, %v; want %d, error %v", tt.field, got, err, tt.want, tt.wantErr)
+				t.Errorf("parseKiB(%s) = %d, %v; want %d, error %v", tt.field, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestOutputToFile runs a real process with outputToFile: both its streams
+// land in the file, its stderr is that file, and the pid stays the one
+// camdtest started. A process on camdtest's pipe fails the same check.
+func TestOutputToFile(t *testing.T) {
+	dir := t.TempDir()
+	script := []string{"-c", "echo to-stderr >&2; echo to-stdout; exec sleep 30"}
+	tests := []struct {
+		name   string
+		toFile bool
+	}{
+		{"output to a file", true},
+		{"output on the pipe", false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, fmt.Sprintf("out-%d.log", i))
+			o := camdtest.Options{Bin: "/bin/sh", Args: script}
+			if tt.toFile {
+				o = outputToFile(o, path)
+			}
+			s, err := launch("sh", o, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.kill()
+			// Both lines are in the file either way, through the pipe
+			// or not: wait for them.
+			var got []byte
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				if got, _ = os.ReadFile(path); strings.Count(string(got), "\n") == 2 {
+					break
+				}
+			}
+			if string(got) != "to-stderr\nto-stdout\n" {
+				t.Fatalf("file holds %q", got)
+			}
+			err = stderrIsFile(s, path)
+			if tt.toFile && err != nil {
+				t.Errorf("stderrIsFile: %v", err)
+			}
+			if !tt.toFile && err == nil {
+				t.Error("stderrIsFile passed a process whose stderr is a pipe")
 			}
 		})
 	}

@@ -8,9 +8,12 @@
 // it, and the reference, as separate processes on 127.0.0.1, so that each
 // server's CPU time and memory can be read from /proc and the load
 // generator's own work counts against neither. The phases, one file each:
-// read.go (authenticated reads against the reference), login.go (the cost
-// of a login, and reads beside logins), ack.go (durable acks, group commit
-// on and off), startup.go and memory.go.
+// size.go (the cam binaries, built by scripts/dist.sh), read.go
+// (authenticated reads against the reference, camd's access log written to
+// a file), login.go (the cost of a login, and reads beside logins), ack.go
+// (durable acks, group commit on and off), startup.go, memory.go,
+// emulated.go (armv7 builds of camd and the reference under qemu-user) and
+// image.go (the Dockerfile's image, full mode only).
 package main
 
 import (
@@ -37,11 +40,16 @@ type counts struct {
 	logins      int // sequential logins timed
 	starts      int // start-ups timed per server
 	memRequests int // GET /api/ack before the second RSS reading
+	emuRounds   int // alternating read rounds under qemu
+	emuRequests int // GET /api/ack per read round under qemu
+	emuLogins   int // sequential logins timed under qemu
 }
 
 var (
-	fullCounts  = counts{rounds: 5, requests: 100_000, acks: 5_000, logins: 10, starts: 5, memRequests: 200_000}
-	shortCounts = counts{rounds: 2, requests: 5_000, acks: 500, logins: 10, starts: 3, memRequests: 20_000}
+	fullCounts = counts{rounds: 5, requests: 100_000, acks: 5_000, logins: 10, starts: 5, memRequests: 20_000,
+		emuRounds: 3, emuRequests: 5_000, emuLogins: 5}
+	shortCounts = counts{rounds: 2, requests: 5_000, acks: 500, logins: 10, starts: 3, memRequests: 20_000,
+		emuRounds: 2, emuRequests: 1_000, emuLogins: 3}
 )
 
 func main() {
@@ -51,7 +59,7 @@ func main() {
 	short := flag.Bool("short", false, "small counts, for CI: under a minute on 2 cores")
 	rounds := flag.Int("rounds", 0, "read rounds per server (default 5, -short 2)")
 	requests := flag.Int("requests", 0, "GET /api/ack per read round, and per run of the login phase (default 100000, -short 5000)")
-	phaseTimeout := flag.Duration("phase-timeout", 2*time.Minute, "abort when one phase takes longer")
+	phaseTimeout := flag.Duration("phase-timeout", 2*time.Minute, "abort when one phase takes longer (the image build: 5 times longer)")
 	tmpParent := flag.String("tmpdir", "", "where to make the temporary directory; the data directory's file system decides the cost of a durable ack (default: the system's)")
 	keep := flag.Bool("keep", false, "keep the temporary directory (camd's logs and data) and print its path")
 	flag.Parse()
@@ -79,6 +87,7 @@ func main() {
 // bench is one benchmark run's state.
 type bench struct {
 	counts
+	short    bool
 	timeout  time.Duration
 	tmp      string
 	camdBin  string
@@ -91,6 +100,8 @@ type bench struct {
 	loadAvg  string // the 1-minute load average before the first phase
 
 	readCamd *server // the camd of the read phase, which the login phase goes on with
+	armv7Bin string  // camd as scripts/dist.sh armv7 built it
+	loginMs  float64 // median login on amd64, from the login phase
 
 	password string // the owner password camd printed at first start
 	token    string // an owner token from camd
@@ -109,7 +120,7 @@ func run(c counts, short bool, timeout time.Duration, tmpParent string, keep boo
 	defer stop()
 	defer killAll()
 
-	b := &bench{counts: c, timeout: timeout}
+	b := &bench{counts: c, short: short, timeout: timeout}
 	if err := b.setup(ctx, tmpParent); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
@@ -121,18 +132,25 @@ func run(c counts, short bool, timeout time.Duration, tmpParent string, keep boo
 	}
 
 	phases := []struct {
-		name string
-		run  func(context.Context) error
+		name  string
+		run   func(context.Context) error
+		slack time.Duration // multiplies the phase timeout
 	}{
-		{"authenticated read", b.readPhase},
-		{"login", b.loginPhase},
-		{"durable ack", b.ackPhase},
-		{"start-up", b.startupPhase},
-		{"memory", b.memoryPhase},
+		{"binary size", b.sizePhase, 1},
+		{"authenticated read", b.readPhase, 1},
+		{"login", b.loginPhase, 1},
+		{"durable ack", b.ackPhase, 1},
+		{"start-up", b.startupPhase, 1},
+		{"memory", b.memoryPhase, 1},
+		{"armv7 under qemu", b.emulatedPhase, 1},
+		// A first build imports the builder image and compiles camd
+		// from an empty cache inside it.
+		{"container image", b.imagePhase, 5},
 	}
 	for _, p := range phases {
 		fmt.Fprintf(os.Stderr, "bench: %s...\n", p.name)
-		pctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("phase %q took over %v", p.name, timeout))
+		limit := p.slack * timeout
+		pctx, cancel := context.WithTimeoutCause(ctx, limit, fmt.Errorf("phase %q took over %v", p.name, limit))
 		err := p.run(pctx)
 		cancel()
 		if err != nil {
@@ -184,6 +202,10 @@ func (b *bench) setup(ctx context.Context, tmpParent string) error {
 	if b.tmp, err = os.MkdirTemp(tmpParent, "camd-bench-"); err != nil {
 		return err
 	}
+	// Absolute: a server's stderr is checked against a log file's path.
+	if b.tmp, err = filepath.Abs(b.tmp); err != nil {
+		return err
+	}
 	b.camdBin = filepath.Join(b.tmp, "camd")
 	b.dataDir = filepath.Join(b.tmp, "data")
 	// Exactly as shipped: the plain `go build .` of the module root.
@@ -219,8 +241,8 @@ func (b *bench) context() []string {
 		fmt.Sprintf("date: %s; 1-min load average %s before, %s after (other work on the machine skews every figure)",
 			time.Now().UTC().Format(time.RFC3339), b.loadAvg, loadAverage()),
 		fmt.Sprintf("data dir: %s (%s)", b.dataDir, fsType(b.dataDir)),
-		fmt.Sprintf("counts: %d rounds x %d GET per server, %d acks per setting, %d logins, %d start-ups, %d GET before RSS",
-			b.rounds, b.requests, b.acks, b.logins, b.starts, b.memRequests),
+		fmt.Sprintf("counts: %d rounds x %d GET per server, %d acks per setting, %d logins, %d start-ups, %d GET before RSS; under qemu %d rounds x %d GET, %d logins",
+			b.rounds, b.requests, b.acks, b.logins, b.starts, b.memRequests, b.emuRounds, b.emuRequests, b.emuLogins),
 	}
 	return lines
 }

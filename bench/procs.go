@@ -76,44 +76,86 @@ func childEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// launchCamd starts camd serve on listen and returns at once. camd's output
-// (its log, the access log included) goes to logPath, the initial password
-// line excepted: the access log stays on, as shipped, and costs camd what it
-// costs on a cam.
+// camdOptions are the options camd serve runs with on listen. camd's
+// output (its log, the access log included) goes wherever launch sends it,
+// the initial password line excepted: the access log stays on, as shipped,
+// and costs camd what it costs on a cam.
 //
 // The per-address connection cap is lifted: every client of the bench is
 // 127.0.0.1, and its load runs open 32 connections each beside the API
 // client's, where a cam's clients are many addresses. The reference has no
 // cap either.
-func launchCamd(bin, dataDir, listen, logPath string, env []string) (*server, error) {
-	return launch("camd", camdtest.Options{
+func camdOptions(bin, dataDir, listen string, env []string) camdtest.Options {
+	return camdtest.Options{
 		Bin: bin, Dir: dataDir, BaseEnv: env,
 		Flags: []string{"--listen", listen, "--max-conns-per-addr", "0"},
-	}, logPath)
+	}
+}
+
+// launchCamd starts camd serve on listen, its output in logPath through
+// camdtest's pipe, and returns at once.
+func launchCamd(bin, dataDir, listen, logPath string, env []string) (*server, error) {
+	return launch("camd", camdOptions(bin, dataDir, listen, env), logPath)
 }
 
 // startCamd starts camd and returns once it is ready. Its Password is the
 // initial owner password on a first start, and its Logs hold what camd
 // logged up to readiness.
 func startCamd(ctx context.Context, bin, dataDir, listen, logPath string, env []string) (*server, error) {
-	s, err := launchCamd(bin, dataDir, listen, logPath, env)
-	if err != nil {
-		return nil, err
+	return start(ctx, "camd", camdOptions(bin, dataDir, listen, env), logPath)
+}
+
+// referenceOptions run self, this binary, as the reference server on listen.
+func referenceOptions(self, key, listen string) camdtest.Options {
+	return camdtest.Options{
+		Bin: self, Args: []string{"-reference", "-addr", listen, "-key", key}, BaseEnv: childEnv(),
 	}
-	return s, s.WaitReady(ctx)
 }
 
 // launchReference starts this binary as the reference server on listen and
 // returns at once.
 func launchReference(self, key, listen, logPath string) (*server, error) {
-	return launch("reference", camdtest.Options{
-		Bin: self, Args: []string{"-reference", "-addr", listen, "-key", key}, BaseEnv: childEnv(),
-	}, logPath)
+	return launch("reference", referenceOptions(self, key, listen), logPath)
 }
 
 // startReference starts the reference server and returns once it is ready.
 func startReference(ctx context.Context, self, key, listen, logPath string) (*server, error) {
-	s, err := launchReference(self, key, listen, logPath)
+	return start(ctx, "reference", referenceOptions(self, key, listen), logPath)
+}
+
+// outputToFile has the server write its stdout and stderr straight to the
+// regular file path, opened for appending, instead of to camdtest's pipe,
+// as camd's log goes to a file on a cam: sh opens the file and execs the
+// server in its own place, so the pid stays the server's. Give launch the
+// same path: only an error from sh itself then comes through the pipe.
+// The server must not be on its first start, whose password line would
+// land in the file.
+func outputToFile(o camdtest.Options, path string) camdtest.Options {
+	sh := []string{"/bin/sh", "-c", `f=$1; shift; exec "$@" >>"$f" 2>&1`, "sh", path}
+	o.Wrapper = append(sh, o.Wrapper...)
+	return o
+}
+
+// stderrIsFile checks that the server's stderr is the regular file path.
+func stderrIsFile(s *server, path string) error {
+	fd := fmt.Sprintf("/proc/%d/fd/2", s.pid())
+	target, err := os.Readlink(fd)
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(fd)
+	if err != nil {
+		return err
+	}
+	if target != path || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s: stderr is %s (%v), want the regular file %s", s.name, target, st.Mode().Type(), path)
+	}
+	return nil
+}
+
+// start launches a server and waits until it is ready.
+func start(ctx context.Context, name string, o camdtest.Options, logPath string) (*server, error) {
+	s, err := launch(name, o, logPath)
 	if err != nil {
 		return nil, err
 	}

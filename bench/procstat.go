@@ -55,23 +55,40 @@ func statusKiB(pid int, field string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return parseStatusKiB(string(b), field)
+	return parseKiB(string(b), field)
 }
 
-// parseStatusKiB finds "FIELD:   1234 kB" in the text of /proc/PID/status.
-func parseStatusKiB(status, field string) (int64, error) {
-	for line := range strings.Lines(status) {
+// smapsKiB returns "kB" fields of /proc/PID/smaps_rollup, the sums over
+// every mapping, such as Rss and Anonymous.
+func smapsKiB(pid int, fields ...string) ([]int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(fields))
+	for i, f := range fields {
+		if out[i], err = parseKiB(string(b), f); err != nil {
+			return nil, fmt.Errorf("smaps_rollup: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// parseKiB finds "FIELD:   1234 kB" in the text of /proc/PID/status or
+// /proc/PID/smaps_rollup.
+func parseKiB(text, field string) (int64, error) {
+	for line := range strings.Lines(text) {
 		v, ok := strings.CutPrefix(line, field+":")
 		if !ok {
 			continue
 		}
 		num, ok := strings.CutSuffix(strings.TrimSpace(v), " kB")
 		if !ok {
-			return 0, fmt.Errorf("proc status: %s is %q, want a kB figure", field, strings.TrimSpace(v))
+			return 0, fmt.Errorf("%s is %q, want a kB figure", field, strings.TrimSpace(v))
 		}
 		return strconv.ParseInt(strings.TrimSpace(num), 10, 64)
 	}
-	return 0, fmt.Errorf("proc status: no %s", field)
+	return 0, fmt.Errorf("no %s", field)
 }
 
 // clockTicks returns the kernel's CLK_TCK, the unit of /proc/PID/stat's CPU

@@ -18,16 +18,12 @@ import (
 	"camd/internal/camdtest"
 )
 
-// The podman flags that work on these machines: runc, and explicit ulimits
-// (the default runtime, crun, fails here on cgroups and rlimits).
-var podmanRun = []string{"--runtime", "runc"}
-var ulimits = []string{"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}
-
-// podman runs a podman command and returns its trimmed output.
+// podman runs a podman command (camdtest.Podman, with the runtime that works
+// on these machines) and returns its trimmed output. Not under t.Context():
+// cleanups run podman after it is canceled.
 func podman(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	out, err := exec.Command("podman", append(podmanRun, args...)...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
+	return camdtest.Podman(context.Background(), args...)
 }
 
 func mustPodman(t *testing.T, args ...string) string {
@@ -37,54 +33,6 @@ func mustPodman(t *testing.T, args ...string) string {
 		t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
-}
-
-// builderImage assembles a Go builder image from this machine's own
-// toolchain, since no image registry is reachable: a static busybox, GOROOT
-// and the CA bundle, imported as localhost/gobuilder:1.26.
-func builderImage(t *testing.T) string {
-	t.Helper()
-	const name = "localhost/gobuilder:1.26"
-	if _, err := podman(t, "image", "exists", name); err == nil {
-		return name
-	}
-	busybox := needTool(t, "busybox", "busybox-static")
-	goroot, err := exec.Command("go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := t.TempDir()
-	for _, d := range []string{"bin", "tmp", "etc/ssl/certs"} {
-		os.MkdirAll(filepath.Join(root, d), 0o755)
-	}
-	os.Chmod(filepath.Join(root, "tmp"), 0o1777)
-	if out, err := exec.Command("cp", busybox, filepath.Join(root, "bin", "busybox")).CombinedOutput(); err != nil {
-		t.Fatalf("copy busybox: %v %s", err, out)
-	}
-	for _, app := range []string{"sh", "mkdir", "ls", "cat", "env"} {
-		os.Symlink("busybox", filepath.Join(root, "bin", app))
-	}
-	gr := strings.TrimSpace(string(goroot))
-	// One tar stream: the small root, then GOROOT and the CA bundle from /.
-	tar := exec.Command("tar", "-c", "-C", root, ".", "-C", "/", strings.TrimPrefix(gr, "/"), "etc/ssl/certs/ca-certificates.crt")
-	imp := exec.Command("podman", "import", "--change", "ENV PATH="+gr+"/bin:/bin", "-", name)
-	pipe, err := tar.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	imp.Stdin = pipe
-	var out bytes.Buffer
-	imp.Stdout, imp.Stderr = &out, &out
-	if err := tar.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := imp.Run(); err != nil {
-		t.Fatalf("podman import: %v\n%s", err, out.String())
-	}
-	if err := tar.Wait(); err != nil {
-		t.Fatalf("tar: %v", err)
-	}
-	return name
 }
 
 // freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
@@ -118,7 +66,7 @@ func runContainer(t *testing.T, image string, args ...string) *container {
 	name := "camd-e2e-" + randHex(4)
 	port := freePort(t)
 	runArgs := append([]string{"run", "-d", "--sdnotify=container", "--name", name, "-p", "127.0.0.1:" + strconv.Itoa(port) + ":8080",
-		"-e", "CAMD_CLOCK=system"}, ulimits...)
+		"-e", "CAMD_CLOCK=system"}, camdtest.PodmanUlimits...)
 	runArgs = append(append(runArgs, args...), image)
 	if out, err := podmanNotify(n, runArgs...); err != nil {
 		t.Fatalf("podman run: %v\n%s", err, out)
@@ -140,7 +88,7 @@ func runContainer(t *testing.T, image string, args ...string) *container {
 // podmanNotify runs podman with NOTIFY_SOCKET set to n, which podman run
 // and restart hand to the container.
 func podmanNotify(n *camdtest.Notify, args ...string) (string, error) {
-	cmd := exec.Command("podman", append(podmanRun, args...)...)
+	cmd := exec.Command("podman", append(append([]string(nil), camdtest.PodmanRuntime...), args...)...)
 	cmd.Env = append(os.Environ(), n.Env())
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
@@ -188,12 +136,15 @@ func TestContainer(t *testing.T) {
 	}
 	needTool(t, "podman", "podman")
 	needTool(t, "runc", "runc")
-	builder := builderImage(t)
+	// camdtest assembles the Go builder image from this machine's
+	// toolchain and busybox, as no registry is reachable.
+	if _, err := podman(t, "image", "exists", camdtest.BuilderImageName); err != nil {
+		needTool(t, "busybox", "busybox-static")
+	}
 	image := "localhost/camd:e2e"
-	build := append([]string{"build"}, ulimits...)
-	// Docker format: the OCI format has no HEALTHCHECK.
-	build = append(build, "--format", "docker", "--build-arg", "GO_IMAGE="+builder, "--build-arg", "VERSION=e2e", "-t", image, "..")
-	mustPodman(t, build...)
+	if err := camdtest.BuildImage(t.Context(), "..", image, "e2e"); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { podman(t, "rmi", "-f", image) })
 
 	t.Run("flow, restart, non-root, graceful stop", func(t *testing.T) {
@@ -270,10 +221,9 @@ func TestContainer(t *testing.T) {
 	})
 
 	// The image budget (docs/performance.md): a size, not a timing, so a test can hold it.
-	out := mustPodman(t, "image", "inspect", "--format", "{{.Size}}", image)
-	n, err := strconv.ParseInt(out, 10, 64)
+	n, err := camdtest.ImageSize(t.Context(), image)
 	if err != nil {
-		t.Fatalf("image size %q: %v", out, err)
+		t.Fatal(err)
 	}
 	t.Logf("image size: %.1f MiB", float64(n)/(1<<20))
 	if n > 12<<20 {
