@@ -50,7 +50,7 @@ func (w *changeWatch) stamp() (fileStamp, bool, error) {
 	if err != nil {
 		return fileStamp{}, false, fmt.Errorf("stat %s: %w", w.path, err)
 	}
-	return fileStamp{dev: st.Dev, ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim}, true, nil
+	return fileStamp{dev: uint64(st.Dev), ino: uint64(st.Ino), size: uint64(st.Size), mtime: st.Mtim}, true, nil // field widths differ by architecture
 }
 
 func (a fileStamp) same(b fileStamp) bool { return a == b }
