@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -664,3 +665,28 @@ func TestModuleProvisionErrorStopsStart(t *testing.T) {
 type brokenModule struct{}
 
 func (brokenModule) Provision(app.Deps) error { return context.DeadlineExceeded }
+
+// TestAckReadsFollowEveryAck: GET /api/ack, whose answer is kept encoded
+// between acks, answers the latest ack after every POST, byte for byte as
+// the JSON encoder writes it.
+func TestAckReadsFollowEveryAck(t *testing.T) {
+	s := startServer(t, "", serverOpts{})
+	auth := "Authorization: Bearer " + login(t, s)
+	for _, count := range []int{1, 2, 2, 9007199254740991, 0} {
+		post := do(t, "POST", s.URL+"/api/ack", `{"count":`+strconv.Itoa(count)+`}`, jsonCT, auth)
+		if post.Status != http.StatusOK {
+			t.Fatalf("POST count %d: %d %s", count, post.Status, post.Body)
+		}
+		at, _ := post.JSON(t)["acked_at"].(string)
+		want := `{"user":"owner","count":` + strconv.Itoa(count) + `,"acked_at":"` + at + `"}` + "\n"
+		for range 2 { // the second read answers from the kept encoding
+			get := do(t, "GET", s.URL+"/api/ack", "", auth)
+			if get.Status != http.StatusOK || get.Body != want {
+				t.Fatalf("GET after count %d: %d %q, want %q", count, get.Status, get.Body, want)
+			}
+			if ct := get.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+		}
+	}
+}

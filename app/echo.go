@@ -1,6 +1,8 @@
 package app
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -103,26 +105,15 @@ func frontDoor(log *accesslog.Logger) echo.MiddlewareFunc {
 	}
 }
 
-// requestIDAlphabet is what camd's own request ids are made of: letters
-// and digits, as Echo's own ids are.
-const requestIDAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-// newRequestID returns 32 random letters and digits. An id names a request
-// in the log and is not a secret, so the runtime's fast generator will do:
-// ids must not repeat, not be unguessable. Each letter takes 6 random bits;
-// the 2 of 64 values beyond the alphabet are drawn again.
+// newRequestID returns 32 random hexadecimal digits (128 bits), letters
+// and digits like Echo's own ids. An id names a request in the log and is
+// not a secret, so the runtime's fast generator will do: ids must not
+// repeat, not be unguessable.
 func newRequestID() string {
-	var b [32]byte
-	for i := 0; i < len(b); {
-		r := rand.Uint64()
-		for j := 0; j < 10 && i < len(b); j, r = j+1, r>>6 {
-			if c := r & 63; c < uint64(len(requestIDAlphabet)) {
-				b[i] = requestIDAlphabet[c]
-				i++
-			}
-		}
-	}
-	return string(b[:])
+	var r [16]byte
+	binary.LittleEndian.PutUint64(r[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(r[8:], rand.Uint64())
+	return hex.EncodeToString(r[:])
 }
 
 // maxRequestIDLen bounds a client's X-Request-Id: a proxy's id is a UUID or

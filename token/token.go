@@ -80,7 +80,12 @@ type Authority struct {
 // rather than reports a forgery.
 type keyRing struct {
 	current []byte
-	retired [][]byte // newest first, at most maxRetired
+	retired [][]byte    // newest first, at most maxRetired
+	keyFunc jwt.Keyfunc // for current, made once rather than per token
+}
+
+func newKeyRing(current []byte, retired [][]byte) *keyRing {
+	return &keyRing{current: current, retired: retired, keyFunc: keyFunc(current)}
 }
 
 // maxRetired bounds the replaced keys kept in memory.
@@ -112,7 +117,7 @@ func NewAuthority(key []byte, ttl time.Duration, clk clock.Clock) (*Authority, e
 			jwt.WithStrictDecoding(),
 		),
 	}
-	a.keys.Store(&keyRing{current: key})
+	a.keys.Store(newKeyRing(key, nil))
 	return a, nil
 }
 
@@ -125,7 +130,7 @@ func (a *Authority) SetKey(key []byte) error {
 	for {
 		old := a.keys.Load()
 		retired := append([][]byte{old.current}, old.retired...)
-		next := &keyRing{current: key, retired: retired[:min(len(retired), maxRetired)]}
+		next := newKeyRing(key, retired[:min(len(retired), maxRetired)])
 		if a.keys.CompareAndSwap(old, next) {
 			return nil
 		}
@@ -185,7 +190,7 @@ var (
 func (a *Authority) Verify(raw string) (*Claims, error) {
 	ring := a.keys.Load()
 	claims := new(Claims)
-	_, err := a.parser.ParseWithClaims(raw, claims, keyFunc(ring.current))
+	_, err := a.parser.ParseWithClaims(raw, claims, ring.keyFunc)
 	if errors.Is(err, jwt.ErrTokenSignatureInvalid) && a.signedByRetired(ring, raw) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, ErrRotated)
 	}
