@@ -54,6 +54,9 @@ for name in "${want[@]}"; do
 done
 
 # -s drops the symbol table, -w the DWARF debug information.
+# nethttpomithttp2 leaves net/http's HTTP/2 out: camd serves HTTP/1.1 only
+# (app/app.go, http1Only), so it is dead code: 0.3 MiB of armv7.
+tags=nethttpomithttp2
 strip="-s -w"
 if [[ "${DIST_SYMBOLS:-}" == 1 ]]; then
 	strip="-w"
@@ -66,7 +69,7 @@ for name in "${want[@]}"; do
 	echo "building $out (${targets[$name]})" >&2
 	# shellcheck disable=SC2086 # the target's env is a word list on purpose
 	env GOOS=linux GOARM= GOMIPS= ${targets[$name]} CGO_ENABLED=0 \
-		go build -trimpath \
+		go build -trimpath -tags "$tags" \
 		-ldflags "$strip -X main.version=$VERSION -X main.buildTime=$BUILD_TIME" \
 		-o "$out" .
 	built+=("$out")
