@@ -16,7 +16,8 @@ COPY . .
 ARG VERSION=dev
 # RFC 3339; no clock reading before it is trusted.
 ARG BUILD_TIME=
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.buildTime=${BUILD_TIME}" -o /out/camd . \
+# nethttpomithttp2: camd serves HTTP/1.1 only, as scripts/dist.sh builds it.
+RUN CGO_ENABLED=0 go build -trimpath -tags nethttpomithttp2 -ldflags "-s -w -X main.version=${VERSION} -X main.buildTime=${BUILD_TIME}" -o /out/camd . \
  && mkdir -p /out/data
 
 FROM scratch

@@ -4,7 +4,7 @@
 # what is left unset.
 export VERSION BUILD_TIME DIST_DIR
 
-.PHONY: dist budgets bench
+.PHONY: dist budgets binsize bench
 
 # Static binaries for armv6, armv7, arm64, mipsle (softfloat) and amd64 in dist/.
 dist:
@@ -14,6 +14,11 @@ dist:
 # checks the container image.
 budgets:
 	bash scripts/budgets.sh $(IMAGE)
+
+# Where a binary's bytes go, by package, as docs/performance.md shows it;
+# armv7 unless TARGET=mipsle (or another dist target).
+binsize:
+	bash scripts/binsize.sh $(or $(TARGET),armv7)
 
 # camd against a bare net/http reference, and its budgets: prints one table
 # with every goal beside its figure (docs/performance.md). SHORT=1 for the

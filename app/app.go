@@ -198,9 +198,23 @@ func New(cfg config.Config, opt Options) (*App, error) {
 		WriteTimeout:      t.Write,
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    maxHeaderBytes,
+		Protocols:         http1Only(),
 		ErrorLog:          slog.NewLogLogger(opt.Log.Handler(), slog.LevelWarn),
 	}
 	return a, nil
+}
+
+// http1Only is HTTP/1.1, over TLS too: net/http would otherwise offer
+// HTTP/2 to any TLS client. camd's clients (the phone app, boards, a browser
+// on the admin page) need nothing more; the connection caps and timeouts
+// (platform/connlimit) count and bound connections, where one HTTP/2
+// connection carries up to 250 requests at once; and without it
+// scripts/dist.sh can leave net/http's HTTP/2 out of the binary (the
+// nethttpomithttp2 build tag), 0.3 MiB of armv7.
+func http1Only() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	return p
 }
 
 func (opt Options) withDefaults() Options {

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"html/template"
 	"mime"
 	"net/http"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
@@ -23,10 +23,17 @@ import (
 	"camd/pairing"
 )
 
-// The page's templates and stylesheet, built into the binary: a cam has no
-// web root, and the page must not load anything from another origin.
+// The page's templates (*.templ) are compiled to Go by templ: no template
+// is parsed or interpreted at run time, and nothing reaches text/template's
+// reflection, which would keep every exported method in the binary
+// (docs/performance.md). Regenerate after editing one: go generate ./modules/admin
 //
-//go:embed web/*.html web/admin.css
+//go:generate go run github.com/a-h/templ/cmd/templ@v0.3.1100 generate -path .
+
+// The page's stylesheet, built into the binary: a cam has no web root, and
+// the page must not load anything from another origin.
+//
+//go:embed web/admin.css
 var web embed.FS
 
 // AssetPath is the stylesheet's URL. It is served without auth: it holds
@@ -51,20 +58,15 @@ const referrerPolicy = "same-origin"
 // errCSRF refuses a form that did not come from the admin page.
 var errCSRF = apierr.New(apierr.CSRF, "CSRF check failed: submit the form from this cam's admin page")
 
-// pages are the parsed templates and the middleware every HTML answer
-// passes through: secure sets the CSP, csrf guards the forms (csrf.go).
+// pages are the stylesheet and the middleware every HTML answer passes
+// through: secure sets the CSP, csrf guards the forms (csrf.go).
 type pages struct {
-	tmpl   *template.Template
 	css    []byte
 	secure echo.MiddlewareFunc
 	csrf   echo.MiddlewareFunc
 }
 
 func newPages(tls bool) (*pages, error) {
-	tmpl, err := template.ParseFS(web, "web/*.html")
-	if err != nil {
-		return nil, fmt.Errorf("admin page templates: %w", err)
-	}
 	css, err := web.ReadFile("web/admin.css")
 	if err != nil {
 		return nil, fmt.Errorf("admin stylesheet: %w", err)
@@ -80,7 +82,7 @@ func newPages(tls bool) (*pages, error) {
 		ContentSecurityPolicy: contentSecurityPolicy,
 		ReferrerPolicy:        referrerPolicy,
 	})
-	return &pages{tmpl: tmpl, css: css, secure: secure, csrf: newCSRFGuard(tls).middleware}, nil
+	return &pages{css: css, secure: secure, csrf: newCSRFGuard(tls).middleware}, nil
 }
 
 // isSafe reports whether a method changes nothing (RFC 9110, 9.2.1).
@@ -139,12 +141,13 @@ func noticeFor(q url.Values) string {
 	return ""
 }
 
-// render writes one template. Every page is private (status, clients, or a
+// render writes one page, whole, so that an error is still an error page
+// rather than half a page. Every page is private (status, clients, or a
 // token shown once), so none is stored by the browser or a proxy.
-func (m *Module) render(c echo.Context, status int, name string, data any) error {
+func (m *Module) render(c echo.Context, status int, page templ.Component) error {
 	var buf bytes.Buffer
-	if err := m.pages.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
-		return fmt.Errorf("render %s: %w", name, err)
+	if err := page.Render(c.Request().Context(), &buf); err != nil {
+		return fmt.Errorf("render admin page: %w", err)
 	}
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.HTMLBlob(status, buf.Bytes())
@@ -222,6 +225,14 @@ func (m *Module) stamp(t time.Time) stamp {
 		s.Text += " (" + agoText(ago) + ")"
 	}
 	return s
+}
+
+// from is a sentence's " from ADDR", or nothing without an address.
+func from(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	return " from " + addr
 }
 
 // agoText is a short, rounded duration for people.
@@ -305,7 +316,7 @@ func (m *Module) renderIndex(c echo.Context, status int, notice, errText, newNam
 		}
 		d.Scopes = append(d.Scopes, scopeOption{Value: sc.Name, Description: sc.Description, Checked: on})
 	}
-	return m.render(c, status, "index.html", d)
+	return m.render(c, status, indexPage(d))
 }
 
 // requireForm refuses any body but a urlencoded form, the only kind the
@@ -342,7 +353,7 @@ type createdData struct {
 	Scopes  []string
 	Token   string
 	Payload string // the QR code's text
-	QR      template.URL
+	QR      templ.SafeURL
 	TLS     bool
 }
 
@@ -378,13 +389,13 @@ func (m *Module) formCreateClient(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return m.render(c, http.StatusCreated, "created.html", createdData{
+	return m.render(c, http.StatusCreated, createdPage(createdData{
 		Name: cl.Name, Scopes: cl.Scopes, Token: tok, Payload: text,
-		// A data: URI from our own PNG bytes; html/template would
-		// otherwise refuse it as an unsafe URL.
-		QR:  template.URL(pairing.DataURI(png)),
+		// A data: URI from our own PNG bytes, base64 only; templ would
+		// otherwise replace it as an unsafe URL.
+		QR:  templ.SafeURL(pairing.DataURI(png)),
 		TLS: m.fingerprint() != "",
-	})
+	}))
 }
 
 // baseURL is the address the owner's browser reached camd at, which is the
@@ -455,11 +466,11 @@ func (m *Module) formChangePassword(c echo.Context) error {
 		return err
 	}
 	m.log.Warn("owner password changed: owner tokens issued before are now refused", "via", "admin page")
-	return m.render(c, http.StatusOK, "message.html", messageData{
+	return m.render(c, http.StatusOK, messagePage(messageData{
 		Title: "Password changed",
 		Message: "The owner password is changed, and owner tokens issued before are refused. " +
 			"Your browser still holds the old password: it will ask for the new one on the next page.",
-	})
+	}))
 }
 
 // css serves the page's stylesheet.
