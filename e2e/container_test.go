@@ -226,7 +226,7 @@ func TestContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("image size: %.1f MiB", float64(n)/(1<<20))
-	if n > 12<<20 {
-		t.Errorf("image is %.1f MiB, over the 12 MiB budget", float64(n)/(1<<20))
+	if n > 10<<20 {
+		t.Errorf("image is %.1f MiB, over the 10 MiB budget", float64(n)/(1<<20))
 	}
 }

@@ -12,13 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MIB=1048576
-# armv7 binary, stripped as dist builds it. 8 MiB until the admin page:
-# html/template reaches reflect's MethodByName, so the linker keeps every
-# exported method of every reachable type (+2.4 MiB on its own), and the QR
-# code and its PNG encoder add 0.4 MiB more (docs/performance.md, "Budgets").
-BIN_BUDGET=$((11 * MIB))
-RSS_BUDGET=$((16 * MIB))  # idle, after start with an existing data directory
-IMAGE_BUDGET=$((12 * MIB))
+# The goals camd is held to (docs/performance.md, "Budgets"): binaries
+# stripped as dist builds them, with everything camd serves. A feature that
+# cannot fit does not raise them; the issue that asks for it decides.
+BIN_BUDGET=$((8 * MIB))     # armv7
+MIPS_BUDGET=$((9 * MIB))    # mipsle, softfloat
+RSS_BUDGET=$((10 * MIB))    # idle, after start with an existing data directory
+IMAGE_BUDGET=$((10 * MIB))
 image="${1:-}"
 
 tmp=$(mktemp -d)
@@ -41,9 +41,10 @@ row() {
 note() { rows+=("$(printf '%-30s %s' "$1" "$2")"); }
 
 # Built exactly as `make dist` builds them; the build log goes to stderr.
-DIST_DIR="$tmp" scripts/dist.sh armv7 amd64 >&2
+DIST_DIR="$tmp" scripts/dist.sh armv7 mipsle amd64 >&2
 
 row "armv7 binary (stripped)" "$(stat -c %s "$tmp/camd-linux-armv7")" "$BIN_BUDGET"
+row "mipsle binary (stripped)" "$(stat -c %s "$tmp/camd-linux-mipsle")" "$MIPS_BUDGET"
 
 go build -o "$tmp/rss" ./scripts/rss
 mkdir "$tmp/data"
