@@ -4,8 +4,9 @@
 //	go run ./bench           full run, under 5 minutes
 //	go run ./bench -short    CI run, under a minute on 2 cores
 //
-// It builds camd from this module exactly as shipped (go build .) and runs
-// it, and the reference, as separate processes on 127.0.0.1, so that each
+// It builds camd from this module exactly as shipped (scripts/dist.sh amd64)
+// and the reference the same way (static, stripped), and runs both as
+// separate processes on 127.0.0.1, so that each
 // server's CPU time and memory can be read from /proc and the load
 // generator's own work counts against neither. The phases, one file each:
 // size.go (the cam binaries, built by scripts/dist.sh), read.go
@@ -30,6 +31,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"camd/internal/camdtest"
 )
 
 // counts are how much work each phase does.
@@ -93,7 +96,7 @@ type bench struct {
 	camdBin  string
 	camdDesc string // what camdBuild said right after the build
 	root     string // camd's module root
-	self     string
+	refBin   string // the reference server: this package, built as camd is
 	dataDir  string
 	clkTck   int
 	help     string // camd --help
@@ -188,9 +191,6 @@ func run(c counts, short bool, timeout time.Duration, tmpParent string, keep boo
 // setup builds camd and picks the temporary paths.
 func (b *bench) setup(ctx context.Context, tmpParent string) error {
 	var err error
-	if b.self, err = os.Executable(); err != nil {
-		return err
-	}
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return fmt.Errorf("go env GOMOD: %w", err)
@@ -206,15 +206,28 @@ func (b *bench) setup(ctx context.Context, tmpParent string) error {
 	if b.tmp, err = filepath.Abs(b.tmp); err != nil {
 		return err
 	}
-	b.camdBin = filepath.Join(b.tmp, "camd")
 	b.dataDir = filepath.Join(b.tmp, "data")
-	// Exactly as shipped: the plain `go build .` of the module root.
-	build := exec.CommandContext(ctx, "go", "build", "-o", b.camdBin, ".")
 	b.root = filepath.Dir(gomod)
-	build.Dir = b.root
-	if out, err := build.CombinedOutput(); err != nil {
+	// Exactly as shipped: scripts/dist.sh's amd64 build (static, stripped,
+	// its build tags). The reference is this package built the same way
+	// (static, stripped), so that neither pays for a dynamic loader the
+	// other does not.
+	dist := exec.CommandContext(ctx, "bash", "scripts/dist.sh", "amd64")
+	dist.Dir = b.root
+	dist.Env = append(childEnv(), "DIST_DIR="+b.tmp)
+	if out, err := dist.CombinedOutput(); err != nil {
 		os.RemoveAll(b.tmp)
-		return fmt.Errorf("go build camd: %v\n%s", err, out)
+		return fmt.Errorf("scripts/dist.sh amd64: %v\n%s", err, out)
+	}
+	b.camdBin = filepath.Join(b.tmp, "camd-linux-amd64")
+	b.refBin = filepath.Join(b.tmp, "reference")
+	if err := camdtest.Compile(ctx, b.refBin, "./bench", camdtest.BuildOptions{
+		Env:   []string{"CGO_ENABLED=0"},
+		Flags: []string{"-trimpath", "-ldflags", "-s -w"},
+		Dir:   b.root,
+	}); err != nil {
+		os.RemoveAll(b.tmp)
+		return fmt.Errorf("build the reference: %w", err)
 	}
 	b.camdDesc = camdBuild(b.camdBin, b.root)
 	b.help = camdHelp(ctx, b.camdBin)

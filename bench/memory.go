@@ -27,7 +27,7 @@ func (b *bench) memoryPhase(ctx context.Context) error {
 	if err := c.stop(); err != nil {
 		return err
 	}
-	r, err := startReference(ctx, b.self, b.refKey, "127.0.0.1:0", b.logPath("reference-mem"))
+	r, err := startReference(ctx, b.refBin, b.refKey, "127.0.0.1:0", b.logPath("reference-mem"))
 	if err != nil {
 		return err
 	}

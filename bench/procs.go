@@ -105,22 +105,23 @@ func startCamd(ctx context.Context, bin, dataDir, listen, logPath string, env []
 	return start(ctx, "camd", camdOptions(bin, dataDir, listen, env), logPath)
 }
 
-// referenceOptions run self, this binary, as the reference server on listen.
-func referenceOptions(self, key, listen string) camdtest.Options {
+// referenceOptions run bin, this package built as a static binary, as the
+// reference server on listen.
+func referenceOptions(bin, key, listen string) camdtest.Options {
 	return camdtest.Options{
-		Bin: self, Args: []string{"-reference", "-addr", listen, "-key", key}, BaseEnv: childEnv(),
+		Bin: bin, Args: []string{"-reference", "-addr", listen, "-key", key}, BaseEnv: childEnv(),
 	}
 }
 
 // launchReference starts this binary as the reference server on listen and
 // returns at once.
-func launchReference(self, key, listen, logPath string) (*server, error) {
-	return launch("reference", referenceOptions(self, key, listen), logPath)
+func launchReference(bin, key, listen, logPath string) (*server, error) {
+	return launch("reference", referenceOptions(bin, key, listen), logPath)
 }
 
 // startReference starts the reference server and returns once it is ready.
-func startReference(ctx context.Context, self, key, listen, logPath string) (*server, error) {
-	return start(ctx, "reference", referenceOptions(self, key, listen), logPath)
+func startReference(ctx context.Context, bin, key, listen, logPath string) (*server, error) {
+	return start(ctx, "reference", referenceOptions(bin, key, listen), logPath)
 }
 
 // outputToFile has the server write its stdout and stderr straight to the

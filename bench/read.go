@@ -65,7 +65,7 @@ func (b *bench) readPhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ref, err := startReference(ctx, b.self, b.refKey, "127.0.0.1:0", b.logPath("reference-read"))
+	ref, err := startReference(ctx, b.refBin, b.refKey, "127.0.0.1:0", b.logPath("reference-read"))
 	if err != nil {
 		return err
 	}

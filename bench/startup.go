@@ -45,7 +45,7 @@ func (b *bench) timeStart(ctx context.Context, camd bool) (float64, error) {
 	if camd {
 		s, err = launchCamd(b.camdBin, b.dataDir, addr, b.logPath("camd-start"), childEnv())
 	} else {
-		s, err = launchReference(b.self, b.refKey, addr, b.logPath("reference-start"))
+		s, err = launchReference(b.refBin, b.refKey, addr, b.logPath("reference-start"))
 	}
 	if err != nil {
 		return 0, err
