@@ -250,7 +250,11 @@ func load(client *http.Client, url, token string, n int) error {
 	return nil
 }
 
-var costLine = regexp.MustCompile(`^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S.*)$`)
+var (
+	costLine  = regexp.MustCompile(`^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S.*)$`)
+	objSuffix = regexp.MustCompile(` \[[^\]]*\]$`)
+	recursion = regexp.MustCompile(`'\d+$`) // callgrind's mark of a recursion level
+)
 
 // annotate reads a dump's exclusive cost per function.
 func annotate(dump string) (profile, error) {
@@ -258,11 +262,19 @@ func annotate(dump string) (profile, error) {
 	if err != nil {
 		return profile{}, fmt.Errorf("callgrind_annotate: %w", err)
 	}
+	return parseAnnotate(string(out))
+}
+
+// parseAnnotate reads callgrind_annotate's listing: the PROGRAM TOTALS
+// line, then one "count (share%) file:function [object]" line per
+// function. Functions of the same name in several files, or at several
+// recursion levels, are summed.
+func parseAnnotate(out string) (profile, error) {
 	pr := profile{byFunc: map[string]float64{}}
-	seen := false
-	for _, line := range strings.Split(string(out), "\n") {
+	listing := false
+	for _, line := range strings.Split(out, "\n") {
 		if strings.Contains(line, "file:function") {
-			seen = true
+			listing = true
 			continue
 		}
 		m := costLine.FindStringSubmatch(line)
@@ -270,17 +282,17 @@ func annotate(dump string) (profile, error) {
 			continue
 		}
 		v, _ := strconv.ParseFloat(strings.ReplaceAll(m[1], ",", ""), 64)
-		if !seen { // the PROGRAM TOTALS line comes first
+		if !listing {
 			if strings.Contains(m[2], "PROGRAM TOTALS") {
 				pr.total = v
 			}
 			continue
 		}
-		name := regexp.MustCompile(` \[.*\]$`).ReplaceAllString(m[2], "")
+		name := objSuffix.ReplaceAllString(m[2], "")
 		if i := strings.LastIndex(name, ":"); i >= 0 {
 			name = name[i+1:]
 		}
-		pr.byFunc[name] += v
+		pr.byFunc[recursion.ReplaceAllString(name, "")] += v
 	}
 	if pr.total == 0 {
 		return profile{}, errors.New("callgrind_annotate printed no total")
