@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,10 +27,19 @@ type BuildOptions struct {
 	Dir string
 }
 
+// ReleaseTags are the build tags scripts/dist.sh and the Dockerfile ship
+// with; Compile adds them unless Flags name tags of their own, so that the
+// binary tested is the binary shipped.
+const ReleaseTags = "nethttpomithttp2"
+
 // Compile runs go build -o out for pkg ("camd", or the package path of
 // another camd binary).
 func Compile(ctx context.Context, out, pkg string, o BuildOptions) error {
-	args := append(append([]string{"build"}, o.Flags...), "-o", out, pkg)
+	args := append([]string{"build"}, o.Flags...)
+	if !slices.ContainsFunc(o.Flags, func(f string) bool { return f == "-tags" || strings.HasPrefix(f, "-tags=") }) {
+		args = append(args, "-tags", ReleaseTags)
+	}
+	args = append(args, "-o", out, pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = o.Dir
 	cmd.Env = append(os.Environ(), o.Env...)

@@ -78,6 +78,9 @@ func (l *Logger) Log(e Entry) {
 }
 
 func (l *Logger) slowLog(e Entry) {
+	if !l.slow.Enabled(context.Background(), slog.LevelInfo) {
+		return // a handler set above INFO drops the access log, as slog would
+	}
 	r := slog.NewRecord(e.Time, slog.LevelInfo, Message, 0)
 	r.AddAttrs(
 		slog.String("id", e.ID),
@@ -143,9 +146,10 @@ func (l *Logger) appendJSON(b []byte, e Entry) []byte {
 
 // plainEntry reports whether every string of e is written as it is, both
 // in slog's text form (no quoting) and in JSON (no escaping), and its time
-// is one slog formats without complaint.
+// is one slog writes as such: not zero (slog leaves a zero time out), and
+// a year it formats without complaint.
 func plainEntry(e Entry) bool {
-	if y := e.Time.Year(); y < 0 || y >= 10000 {
+	if y := e.Time.Year(); e.Time.IsZero() || y < 0 || y >= 10000 {
 		return false
 	}
 	return plain(e.ID) && plain(e.Method) && plain(e.Path) && plain(e.Remote)

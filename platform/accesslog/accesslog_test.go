@@ -77,6 +77,7 @@ func TestLineMatchesSlog(t *testing.T) {
 		{"empty id", with(func(e *Entry) { e.ID = "" }), false},
 		{"empty remote", with(func(e *Entry) { e.Remote = "" }), false},
 		{"year 10000", with(func(e *Entry) { e.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }), false},
+		{"zero time", with(func(e *Entry) { e.Time = time.Time{} }), false},
 	}
 	for _, tc := range tests {
 		for _, format := range []string{"text", "json"} {
@@ -116,6 +117,28 @@ func FuzzLineMatchesSlog(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFromHandlerHonoursLevel: a Logger made from a handler set above INFO
+// writes no access lines, as a slog.Logger over it would not.
+func TestFromHandlerHonoursLevel(t *testing.T) {
+	e := Entry{Time: time.Now(), ID: "id", Method: "GET", Path: "/p", Status: 200, Remote: "127.0.0.1"}
+	tests := []struct {
+		level slog.Level
+		want  bool
+	}{
+		{slog.LevelDebug, true},
+		{slog.LevelInfo, true},
+		{slog.LevelWarn, false},
+		{slog.LevelError, false},
+	}
+	for _, tc := range tests {
+		var buf bytes.Buffer
+		FromHandler(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: tc.level})).Log(e)
+		if got := buf.Len() > 0; got != tc.want {
+			t.Errorf("handler at %v: wrote a line %v, want %v", tc.level, got, tc.want)
+		}
+	}
 }
 
 func TestConcurrentLinesStayWhole(t *testing.T) {

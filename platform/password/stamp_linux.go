@@ -23,7 +23,7 @@ type changeWatch struct {
 // fileStamp identifies one version of the file.
 type fileStamp struct {
 	dev, ino, size uint64
-	mtime          unix.Timespec
+	mtime, ctime   unix.Timespec // ctime too: a rename sets it, and an inode number can be reused
 }
 
 func newChangeWatch(dir, name, path string) *changeWatch {
@@ -50,7 +50,7 @@ func (w *changeWatch) stamp() (fileStamp, bool, error) {
 	if err != nil {
 		return fileStamp{}, false, fmt.Errorf("stat %s: %w", w.path, err)
 	}
-	return fileStamp{dev: uint64(st.Dev), ino: uint64(st.Ino), size: uint64(st.Size), mtime: st.Mtim}, true, nil // field widths differ by architecture
+	return fileStamp{dev: uint64(st.Dev), ino: uint64(st.Ino), size: uint64(st.Size), mtime: st.Mtim, ctime: st.Ctim}, true, nil // field widths differ by architecture
 }
 
 func (a fileStamp) same(b fileStamp) bool { return a == b }
