@@ -22,6 +22,7 @@ import (
 
 	"camd/auth"
 	"camd/config"
+	"camd/internal/profiling"
 	"camd/platform/accesslog"
 	"camd/platform/clock"
 	"camd/platform/connlimit"
@@ -189,6 +190,9 @@ func New(cfg config.Config, opt Options) (*App, error) {
 	t := opt.Timeouts.orDefault()
 	a.shutdown = t.Shutdown
 	a.conns = newConnLimiter(cfg, tls.config != nil, svc.ClientKey, opt.Log)
+	if profiling.Off(profiling.Timeouts) {
+		t.Read, t.Write = 0, 0
+	}
 	a.server = &http.Server{
 		ConnState:         a.conns.ConnState,
 		Handler:           a.counted(a.echo),
@@ -278,7 +282,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	tls := a.server.TLSConfig != nil
 	a.log.Info("listening", "addr", ln.Addr().String(), "tls", tls)
 	// Beneath TLS, so a refused connection costs no handshake.
-	ln = a.conns.Listener(ln)
+	if profiling.Off(profiling.ConnCaps) {
+		a.server.ConnState = nil
+	} else {
+		ln = a.conns.Listener(ln)
+	}
 	errc := make(chan error, 1)
 	// The socket is listening: connections queue until Serve accepts
 	// them, so a supervisor told "ready" now loses none.

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"camd/apierr"
+	"camd/internal/profiling"
 	"camd/platform/accesslog"
 )
 
@@ -75,15 +76,18 @@ func frontDoor(log *accesslog.Logger) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
 			req, res := c.Request(), c.Response()
-			id := ""
-			if v := req.Header[keyRequestID]; len(v) == 1 && plainID(v[0]) {
-				id = v[0]
-			} else {
-				id = newRequestID()
+			id, h := "-", res.Header()
+			if !profiling.Off(profiling.RequestID) {
+				if v := req.Header[keyRequestID]; len(v) == 1 && plainID(v[0]) {
+					id = v[0]
+				} else {
+					id = newRequestID()
+				}
+				h[keyRequestID] = []string{id}
 			}
-			h := res.Header()
-			h[keyRequestID] = []string{id}
-			h[keyNosniff], h[keyFrame], h[keyReferrer] = valueNosniff, valueFrame, valueReferrer
+			if !profiling.Off(profiling.Headers) {
+				h[keyNosniff], h[keyFrame], h[keyReferrer] = valueNosniff, valueFrame, valueReferrer
+			}
 			err := next(c)
 			if err != nil {
 				c.Error(err)
@@ -92,11 +96,13 @@ func frontDoor(log *accesslog.Logger) echo.MiddlewareFunc {
 			if path == "" {
 				path = "/"
 			}
-			now := time.Now()
-			log.Log(accesslog.Entry{
-				Time: now, ID: id, Method: req.Method, Path: path,
-				Status: res.Status, Latency: now.Sub(start), Remote: c.RealIP(),
-			})
+			if !profiling.Off(profiling.AccessLog) {
+				now := time.Now()
+				log.Log(accesslog.Entry{
+					Time: now, ID: id, Method: req.Method, Path: path,
+					Status: res.Status, Latency: now.Sub(start), Remote: c.RealIP(),
+				})
+			}
 			// Handled already; returned for any middleware before this one,
 			// as Echo's RequestLogger does. Echo's error handler ignores an
 			// error whose answer is committed.

@@ -9,7 +9,8 @@
 # Environment: VERSION (default: git describe --always --dirty, else "dev"),
 # BUILD_TIME (default: now, RFC 3339 UTC), DIST_DIR (default: dist),
 # DIST_SYMBOLS=1 to keep the symbol table (scripts/binsize.sh reads it; the
-# code and data are the same as stripped).
+# code and data are the same as stripped), DIST_TAGS for extra build tags
+# (profiling builds only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +58,11 @@ done
 # nethttpomithttp2 leaves net/http's HTTP/2 out: camd serves HTTP/1.1 only
 # (app/app.go, http1Only), so it is dead code: 0.3 MiB of armv7.
 tags=nethttpomithttp2
+# DIST_TAGS adds build tags, for profiling builds only (camdprofile:
+# internal/profiling); releases are built without.
+if [[ -n "${DIST_TAGS:-}" ]]; then
+	tags="$tags,$DIST_TAGS"
+fi
 strip="-s -w"
 if [[ "${DIST_SYMBOLS:-}" == 1 ]]; then
 	strip="-w"

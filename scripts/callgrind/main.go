@@ -2,7 +2,7 @@
 // authenticated GET /api/ack, against the bench's bare net/http reference,
 // and says where the difference goes, function by function:
 //
-//	go run ./scripts/callgrind [-n 3000] [-top 40]
+//	go run ./scripts/callgrind [-n 3000] [-top 40] [-off log,headers,...]
 //
 // Instruction counts, unlike CPU time, do not move with the machine's other
 // work, so two builds can be compared on a busy machine. Both servers are
@@ -13,6 +13,10 @@
 // more over 32 connections; the figure is everything the process did in
 // between (GC and scheduler included) divided by n. It needs valgrind and
 // takes about a minute. Kernel time is not counted: see docs/performance.md.
+//
+// -off builds camd with the camdprofile tag and switches the named features
+// off (internal/profiling), to measure what each costs: compare with
+// -off none, the same build with nothing off.
 package main
 
 import (
@@ -30,6 +34,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,19 +45,32 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"camd/internal/camdtest"
+	"camd/internal/profiling"
 )
 
 func main() {
 	n := flag.Int("n", 3000, "requests counted per server")
 	top := flag.Int("top", 40, "functions listed, by instructions camd spends beyond the reference")
+	off := flag.String("off", "", "camd features to switch off, comma-separated: "+strings.Join(features, ", ")+
+		`; "none" builds the same profiling binary with nothing off, the baseline to compare with`)
 	flag.Parse()
-	if err := run(*n, *top); err != nil {
+	for _, f := range strings.Split(*off, ",") {
+		if f != "" && f != "none" && !slices.Contains(features, f) {
+			fmt.Fprintf(os.Stderr, "callgrind: -off: unknown feature %q (known: %s)\n", f, strings.Join(features, ", "))
+			os.Exit(2)
+		}
+	}
+	if err := run(*n, *top, *off); err != nil {
 		fmt.Fprintln(os.Stderr, "callgrind:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, top int) error {
+// features are internal/profiling's switches.
+var features = []string{profiling.AccessLog, profiling.RequestID, profiling.Headers,
+	profiling.Timeouts, profiling.ConnCaps, profiling.PasswordChange}
+
+func run(n, top int, off string) error {
 	for _, tool := range []string{"valgrind", "callgrind_control", "callgrind_annotate"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (apt-get install valgrind)", tool)
@@ -67,6 +85,9 @@ func run(n, top int) error {
 
 	dist := exec.Command("bash", "scripts/dist.sh", "amd64")
 	dist.Env = append(os.Environ(), "DIST_DIR="+tmp, "DIST_SYMBOLS=1")
+	if off != "" {
+		dist.Env = append(dist.Env, "DIST_TAGS=camdprofile")
+	}
 	if out, err := dist.CombinedOutput(); err != nil {
 		return fmt.Errorf("scripts/dist.sh amd64: %v\n%s", err, out)
 	}
@@ -102,7 +123,7 @@ func run(n, top int) error {
 	}
 	env := []string{"GODEBUG=asyncpreemptoff=1"}
 	camd, err := count(n, filepath.Join(tmp, "camd"), camdtest.Options{
-		Bin: camdBin, Dir: dataDir, Wrapper: grind("camd"), Env: env, Timeout: 2 * time.Minute, StopTimeout: time.Minute,
+		Bin: camdBin, Dir: dataDir, Wrapper: grind("camd"), Env: append(env, "CAMD_PROFILE_OFF="+off), Timeout: 2 * time.Minute, StopTimeout: time.Minute,
 	}, token)
 	if err != nil {
 		return fmt.Errorf("camd: %w", err)
@@ -117,6 +138,13 @@ func run(n, top int) error {
 
 	ct, rt := camd.total/float64(n), ref.total/float64(n)
 	fmt.Printf("instructions per GET /api/ack (%d requests, 32 connections, user space only)\n", n)
+	switch off {
+	case "":
+	case "none":
+		fmt.Println("camd built with camdprofile, nothing switched off")
+	default:
+		fmt.Printf("camd built with camdprofile, %s switched off\n", off)
+	}
 	fmt.Printf("  camd       %8.0f\n  reference  %8.0f\n  ratio      %8.3f\n\n", ct, rt, ct/rt)
 	fmt.Printf("%9s %9s %9s  function (instructions per request; camd's extra first)\n", "camd", "reference", "extra")
 	names := make([]string, 0, len(camd.byFunc))
