@@ -18,7 +18,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -43,8 +42,6 @@ var (
 	ErrExists   = errors.New("a client with that name exists")
 	ErrNotFound = errors.New("no such client")
 )
-
-var validName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // Client is one stored credential.
 type Client struct {
@@ -95,10 +92,19 @@ func Open(dir datadir.Dir) (*Store, error) {
 	return s, nil
 }
 
-// ValidateName checks a client name.
+// ValidateName checks a client name: 1 to 64 ASCII letters, digits, '-',
+// '_' or '.'. A loop, not a regexp: compiling one at start-up was the
+// largest package initialisation camd had (0.2–0.4 ms of a 5 ms start).
 func ValidateName(name string) error {
-	if !validName.MatchString(name) {
+	if name == "" || len(name) > 64 {
 		return ErrBadName
+	}
+	for i := range len(name) {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return ErrBadName
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package clients_test
 import (
 	"errors"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +133,21 @@ func TestDamagedFileFailsClosed(t *testing.T) {
 	}
 	if _, err := clients.Open(dir); err == nil {
 		t.Error("Open accepted a damaged clients.json")
+	}
+}
+
+// TestValidateNameRule: the hand-written check accepts exactly what the
+// rule ^[A-Za-z0-9._-]{1,64}$ does: every single byte, and names at and
+// around the length limit.
+func TestValidateNameRule(t *testing.T) {
+	rule := regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	names := []string{"", strings.Repeat("a", 64), strings.Repeat("a", 65), "porch-esp32", "a.b_c-D9", "é", "a\x00", "../x"}
+	for b := range 256 {
+		names = append(names, string([]byte{byte(b)}), "x"+string([]byte{byte(b)})+"y")
+	}
+	for _, n := range names {
+		if got, want := clients.ValidateName(n) == nil, rule.MatchString(n); got != want {
+			t.Errorf("ValidateName(%q) accepts: %v, the rule: %v", n, got, want)
+		}
 	}
 }
