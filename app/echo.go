@@ -92,11 +92,11 @@ func frontDoor(log *accesslog.Logger) echo.MiddlewareFunc {
 			if err != nil {
 				c.Error(err)
 			}
-			path := req.URL.Path
-			if path == "" {
-				path = "/"
-			}
 			if !profiling.Off(profiling.AccessLog) {
+				path := req.URL.Path
+				if path == "" {
+					path = "/"
+				}
 				now := time.Now()
 				log.Log(accesslog.Entry{
 					Time: now, ID: id, Method: req.Method, Path: path,

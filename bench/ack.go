@@ -75,24 +75,8 @@ func (b *bench) ackPhase(ctx context.Context) error {
 		onCPU,
 		row{what: what + "server CPU µs/ack, OFF", camd: num(cpu(off))},
 	)
-	perRun := func(rs []serverRun) string {
-		var out []string
-		for _, r := range rs {
-			out = append(out, num(r.rps()))
-		}
-		return strings.Join(out, ", ")
-	}
-	b.notes = append(b.notes, fmt.Sprintf("POST /api/ack req/s per round: group commit ON %s; OFF %s.", perRun(on), perRun(off)))
+	b.notes = append(b.notes, fmt.Sprintf("POST /api/ack req/s per round: group commit ON %s; OFF %s.", perRound(on), perRound(off)))
 	return nil
-}
-
-// medianOf is the median of f over rs.
-func medianOf(rs []serverRun, f func(serverRun) float64) float64 {
-	xs := make([]float64, len(rs))
-	for i, r := range rs {
-		xs[i] = f(r)
-	}
-	return median(xs)
 }
 
 // startError is a camd that did not come up, as opposed to one that failed

@@ -139,13 +139,7 @@ func (b *bench) firstStart(ctx context.Context) error {
 
 // readRows adds the medians of the read rounds to the table.
 func (b *bench) readRows(camd, ref []serverRun) {
-	med := func(runs []serverRun, f func(serverRun) float64) float64 {
-		var xs []float64
-		for _, r := range runs {
-			xs = append(xs, f(r))
-		}
-		return median(xs)
-	}
+	med := medianOf
 	rps := func(r serverRun) float64 { return r.rps() }
 	p50 := func(r serverRun) float64 { return r.p(50) }
 	p99 := func(r serverRun) float64 { return r.p(99) }
@@ -155,13 +149,6 @@ func (b *bench) readRows(camd, ref []serverRun) {
 	cRPS, rRPS := med(camd, rps), med(ref, rps)
 	cP99, rP99 := med(camd, p99), med(ref, p99)
 	cCPU, rCPU := med(camd, cpu), med(ref, cpu)
-	perRound := func(runs []serverRun) string {
-		var out []string
-		for _, r := range runs {
-			out = append(out, num(r.rps()))
-		}
-		return strings.Join(out, ", ")
-	}
 	b.notes = append(b.notes, fmt.Sprintf("GET /api/ack req/s per round: camd %s; reference %s.", perRound(camd), perRound(ref)))
 	b.rows = append(b.rows,
 		row{what + "req/s", num(cRPS), num(rRPS), ratio(cRPS, rRPS), "≥ 0.90", verdict(cRPS/rRPS >= 0.90)},
@@ -169,4 +156,22 @@ func (b *bench) readRows(camd, ref []serverRun) {
 		row{what + "p99 µs", num(cP99), num(rP99), ratio(cP99, rP99), "≤ 1.2", verdict(cP99/rP99 <= 1.2)},
 		row{what + "server CPU µs/req", num(cCPU), num(rCPU), ratio(cCPU, rCPU), "≤ 1.15", verdict(cCPU/rCPU <= 1.15)},
 	)
+}
+
+// medianOf is the median of f over runs.
+func medianOf(runs []serverRun, f func(serverRun) float64) float64 {
+	xs := make([]float64, len(runs))
+	for i, r := range runs {
+		xs[i] = f(r)
+	}
+	return median(xs)
+}
+
+// perRound lists each run's requests per second, for a note.
+func perRound(runs []serverRun) string {
+	var out []string
+	for _, r := range runs {
+		out = append(out, num(r.rps()))
+	}
+	return strings.Join(out, ", ")
 }
